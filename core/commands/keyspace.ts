@@ -1,0 +1,125 @@
+/**
+ * The keyspace commands, shard side. Every key is a binding; unbinding never touches the file.
+ * The server splits multi-key commands by shard and merges the replies (see `Route`).
+ *
+ *   DEL / UNLINK key [key ...]    -> number of keys unbound
+ *   EXISTS key [key ...]          -> number of keys bound (a key named twice counts twice)
+ *   TYPE key                      -> mmap | none
+ *   KEYS pattern                  -> matching keys
+ *   SCAN cursor [MATCH p] [COUNT n] [TYPE t]
+ *   DBSIZE                        -> number of keys
+ *   FLUSHDB / FLUSHALL [ASYNC|SYNC]
+ */
+import { argInt, argIs, argString } from "../args.ts";
+import { CommandError, Errors, fail } from "../errors.ts";
+import { globMatch } from "../glob.ts";
+import type { Shard, ShardCommand } from "../shard.ts";
+import type { ReplyWriter } from "../../protocol/reply_writer.ts";
+
+function replyKey(w: ReplyWriter, key: string): void {
+  const bytes = Buffer.from(key, "latin1");
+  w.bulkBytes(bytes, 0, bytes.length);
+}
+
+function unbindKeys(shard: Shard, a: import("../args.ts").ArgList, w: ReplyWriter): void {
+  let n = 0;
+  for (let i = 1; i < a.argc; i++) if (shard.unbind(shard.keyOf(a, i))) n++;
+  w.integer(n);
+}
+
+const flush: ShardCommand["run"] = (shard, a, w) => {
+  if (a.argc > 2 || (a.argc === 2 && !argIs(a, 1, "async") && !argIs(a, 1, "sync"))) throw new CommandError(Errors.syntax);
+  for (const key of [...shard.bindings.keys()]) shard.unbind(key);
+  w.simple("OK");
+};
+
+/** SCAN's default page size, as Redis. */
+const SCAN_DEFAULT_COUNT = 10;
+
+export const keyspaceCommands: ShardCommand[] = [
+  { name: "del", arity: -2, route: "keys", run: unbindKeys },
+  { name: "unlink", arity: -2, route: "keys", run: unbindKeys },
+  {
+    name: "exists",
+    arity: -2,
+    route: "keys",
+    run(shard, a, w) {
+      let n = 0;
+      for (let i = 1; i < a.argc; i++) if (shard.find(a, i) !== undefined) n++;
+      w.integer(n);
+    },
+  },
+  {
+    name: "type",
+    arity: 2,
+    route: "key",
+    run(shard, a, w) {
+      w.simple(shard.find(a, 1) === undefined ? "none" : "mmap");
+    },
+  },
+  {
+    name: "keys",
+    arity: 2,
+    route: "all",
+    merge: "concat",
+    run(shard, a, w) {
+      const pattern = Buffer.from(a.buf.buffer, a.buf.byteOffset + a.argStart[1], a.argEnd[1] - a.argStart[1]).toString("latin1");
+      const keys = [...shard.bindings.keys()].filter((k) => globMatch(pattern, k));
+      w.array(keys.length);
+      for (const k of keys) replyKey(w, k);
+    },
+  },
+  {
+    name: "scan",
+    arity: -2,
+    route: "scan",
+    run(shard, a, w) {
+      const cursor = argInt(a, 1);
+      if (!(cursor >= 0)) fail("invalid cursor");
+      let pattern: string | undefined;
+      let count = SCAN_DEFAULT_COUNT;
+      let typeFilter: string | undefined;
+      for (let i = 2; i < a.argc; i += 2) {
+        if (i + 1 >= a.argc) throw new CommandError(Errors.syntax);
+        if (argIs(a, i, "match")) pattern = Buffer.from(a.buf.buffer, a.buf.byteOffset + a.argStart[i + 1], a.argEnd[i + 1] - a.argStart[i + 1]).toString("latin1");
+        else if (argIs(a, i, "count")) {
+          count = argInt(a, i + 1);
+          if (!(count >= 1)) throw new CommandError(count !== count ? "ERR value is not an integer or out of range" : Errors.syntax);
+        } else if (argIs(a, i, "type")) typeFilter = argString(a, i + 1).toLowerCase();
+        else throw new CommandError(Errors.syntax);
+      }
+      const { index, count: shards } = shard.options;
+      const start = Math.floor(cursor / shards);
+      const keys = [...shard.bindings.keys()].sort();
+      const end = Math.min(keys.length, start + count);
+      const next = end < keys.length ? end * shards + index : index + 1 < shards ? index + 1 : 0;
+      const page = keys.slice(start, end).filter((k) => (pattern === undefined || globMatch(pattern, k)) && (typeFilter === undefined || typeFilter === "mmap"));
+      w.array(2);
+      w.bulk(String(next));
+      w.array(page.length);
+      for (const k of page) replyKey(w, k);
+    },
+  },
+  {
+    name: "dbsize",
+    arity: 1,
+    route: "all",
+    merge: "sum",
+    run(shard, _a, w) {
+      w.integer(shard.bindings.size);
+    },
+  },
+  { name: "flushdb", arity: -1, route: "all", merge: "ok", run: flush },
+  { name: "flushall", arity: -1, route: "all", merge: "ok", run: flush },
+  {
+    name: "_flush",
+    arity: 1,
+    route: "all",
+    merge: "ok",
+    internal: true,
+    run(shard, _a, w) {
+      shard.flushDirty();
+      w.simple("OK");
+    },
+  },
+];

@@ -1,0 +1,105 @@
+/**
+ * MMAP: binds a key to a file.
+ *
+ *   MMAP key path                               blog form: double, writable, file created if missing
+ *   MMAP key path type [size] [WRITABLE]        module form: read-only unless WRITABLE
+ *
+ * Replies with the number of values in the file.
+ */
+import type { ArgList } from "../args.ts";
+import { argInt, argIs, argString } from "../args.ts";
+import { CommandError, Errors, fail } from "../errors.ts";
+import { MappedFile } from "../mapped_file.ts";
+import { resolveDataPath } from "../paths.ts";
+import type { Shard, ShardCommand } from "../shard.ts";
+import { Binding } from "../shard.ts";
+import type { ValueType } from "../value_types.ts";
+import { DEFAULT_TYPE, UNKNOWN_TYPE_ERROR, VALUE_TYPES } from "../value_types.ts";
+
+/** What an MMAP asks for, once its arguments are checked. */
+export interface BindSpec {
+  key: string;
+  path: string;
+  type: ValueType;
+  width: number;
+  writable: boolean;
+}
+
+/** The largest width of a `string` type. */
+export const MAX_STRING_WIDTH = 255;
+
+/** Parses `MMAP key path [type [size] [WRITABLE]]` (argument 0 is the name). Throws on bad input. */
+export function parseMmapArgs(a: ArgList, key: string): BindSpec {
+  const path = argString(a, 2);
+  if (a.argc === 3) return { key, path, type: DEFAULT_TYPE, width: DEFAULT_TYPE.width, writable: true };
+  const type = VALUE_TYPES.get(argString(a, 3).toLowerCase());
+  if (type === undefined) throw new CommandError(UNKNOWN_TYPE_ERROR);
+  let size = -1;
+  let writable = false;
+  for (let i = 4; i < a.argc; i++) {
+    if (argIs(a, i, "writable") && !writable) writable = true;
+    else if (size < 0 && !argIs(a, i, "writable")) {
+      size = argInt(a, i);
+      if (size !== size) fail("invalid value_size");
+    } else throw new CommandError(Errors.syntax);
+  }
+  let width = type.width;
+  if (type.width === 0) {
+    if (size < 1 || size > MAX_STRING_WIDTH) fail("invalid value_size");
+    width = size;
+  } else if (size >= 0 && size !== type.width) fail("invalid value_size");
+  return { key, path, type, width, writable };
+}
+
+/**
+ * Binds `spec` in `shard`: the rules of COMMANDS.md "Binding" that one shard can check, then the
+ * file is opened and mapped. `create` is false when bindings are restored at start, so a file
+ * that went missing is reported instead of recreated empty.
+ */
+export function bindFile(shard: Shard, spec: BindSpec, create: boolean): Binding {
+  const absPath = resolveDataPath(shard.options.dataDir, spec.path, shard.options.allowAnyPath);
+  const existing = shard.bindings.get(spec.key);
+  if (existing !== undefined) {
+    if (existing.absPath === absPath) return existing;
+    fail("It is already mapped on another file");
+  }
+  for (const other of shard.bindings.values()) {
+    if (other.absPath === absPath && other.writable) {
+      fail(`file is already bound writable to key '${other.key}'`);
+    }
+  }
+  const file = MappedFile.open(absPath, { writable: spec.writable, create, valueSize: spec.width, displayPath: spec.path });
+  const binding = new Binding(spec.key, file, spec.type, spec.width, spec.path, absPath);
+  shard.bind(binding);
+  return binding;
+}
+
+export const mmapCommand: ShardCommand = {
+  name: "mmap",
+  arity: -3,
+  route: "key",
+  run(shard, a, w) {
+    const key = shard.keyOf(a, 1);
+    const spec = parseMmapArgs(a, key);
+    const binding = bindFile(shard, spec, true);
+    w.integer(binding.file.count);
+  },
+};
+
+/**
+ * `_BIND key path type size rw|ro`: restores a binding at start or after a shard restart.
+ * Never creates a file. Internal: the server sends it, clients cannot.
+ */
+export const restoreBindingCommand: ShardCommand = {
+  name: "_bind",
+  arity: 6,
+  route: "key",
+  internal: true,
+  run(shard, a, w) {
+    const type = VALUE_TYPES.get(argString(a, 3));
+    if (type === undefined) throw new CommandError(UNKNOWN_TYPE_ERROR);
+    const spec: BindSpec = { key: shard.keyOf(a, 1), path: argString(a, 2), type, width: argInt(a, 4), writable: argIs(a, 5, "rw") };
+    const binding = bindFile(shard, spec, false);
+    w.integer(binding.file.count);
+  },
+};

@@ -1,0 +1,93 @@
+/**
+ * The reading commands.
+ *
+ *   VGET key index              one value
+ *   VMGET key index [index ...] the values, in argument order; every index checked first
+ *   VALL key                    every value
+ *   VCOUNT key                  number of values
+ *   VTYPE key                   the type name
+ *   VSIZE key                   bytes per value
+ *   VFILEPATH key               the path as given to MMAP
+ */
+import type { ShardCommand } from "../shard.ts";
+import { indexArg } from "./index_args.ts";
+import type { Binding } from "../shard.ts";
+import type { ReplyWriter } from "../../protocol/reply_writer.ts";
+
+/** Appends the value at `index` of `b` as one reply. */
+export function replyValue(w: ReplyWriter, b: Binding, index: number): void {
+  const file = b.file;
+  file.locate(index * b.width);
+  b.type.reply(w, file.view, file.bytes, file.at, b.width);
+}
+
+/** Appends values [start, end) of `b` as one array reply. */
+export function replyValues(w: ReplyWriter, b: Binding, start: number, end: number): void {
+  w.array(end - start);
+  for (let i = start; i < end; i++) replyValue(w, b, i);
+}
+
+export const readCommands: ShardCommand[] = [
+  {
+    name: "vget",
+    arity: 3,
+    route: "key",
+    run(shard, a, w) {
+      const b = shard.get(a, 1);
+      replyValue(w, b, indexArg(a, 2, b.file.count));
+    },
+  },
+  {
+    name: "vmget",
+    arity: -3,
+    route: "key",
+    run(shard, a, w) {
+      const b = shard.get(a, 1);
+      const count = b.file.count;
+      for (let i = 2; i < a.argc; i++) indexArg(a, i, count);
+      w.array(a.argc - 2);
+      for (let i = 2; i < a.argc; i++) replyValue(w, b, indexArg(a, i, count));
+    },
+  },
+  {
+    name: "vall",
+    arity: 2,
+    route: "key",
+    run(shard, a, w) {
+      const b = shard.get(a, 1);
+      replyValues(w, b, 0, b.file.count);
+    },
+  },
+  {
+    name: "vcount",
+    arity: 2,
+    route: "key",
+    run(shard, a, w) {
+      w.integer(shard.get(a, 1).file.count);
+    },
+  },
+  {
+    name: "vtype",
+    arity: 2,
+    route: "key",
+    run(shard, a, w) {
+      w.bulk(shard.get(a, 1).type.name);
+    },
+  },
+  {
+    name: "vsize",
+    arity: 2,
+    route: "key",
+    run(shard, a, w) {
+      w.integer(shard.get(a, 1).width);
+    },
+  },
+  {
+    name: "vfilepath",
+    arity: 2,
+    route: "key",
+    run(shard, a, w) {
+      w.bulk(shard.get(a, 1).displayPath);
+    },
+  },
+];

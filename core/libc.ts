@@ -1,0 +1,100 @@
+/**
+ * The few libc calls Node's `fs` does not offer (mmap, munmap, msync, flock, sysconf), with errno
+ * and its text, the constants they take, and the turn of a failed call into a `CommandError`.
+ *
+ * Linux x86-64 with glibc only: the constants are that platform's values.
+ */
+import { FFIType, dlopen, read, type Pointer } from "bun:ffi";
+import { CommandError } from "./errors.ts";
+
+// Memory protection and mapping flags (<sys/mman.h>).
+export const PROT_NONE = 0;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_SHARED = 0x01;
+export const MS_ASYNC = 1;
+export const MS_SYNC = 4;
+
+// flock operations (<sys/file.h>).
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+
+// errno values that callers tell apart (<errno.h>).
+export const ENOENT = 2;
+export const EINVAL = 22;
+export const EISDIR = 21;
+export const EWOULDBLOCK = 11;
+
+const SC_PAGESIZE = 30;
+
+// "libc.so.6", not "libc.so": the latter is a linker script that dlopen cannot load.
+const libc = dlopen("libc.so.6", {
+  // The address comes back as i64_fast: a plain number for every real address (< 2^47) and for
+  // MAP_FAILED (-1), where "ptr" would turn -1 into an unusable 2^64 - 1.
+  mmap: { args: ["ptr", "u64", "i32", "i32", "i32", "i64"], returns: FFIType.i64_fast },
+  munmap: { args: ["ptr", "u64"], returns: "i32" },
+  msync: { args: ["ptr", "u64", "i32"], returns: "i32" },
+  flock: { args: ["i32", "i32"], returns: "i32" },
+  sysconf: { args: ["i32"], returns: FFIType.i64_fast },
+  __errno_location: { args: [], returns: "ptr" },
+  strerror: { args: ["i32"], returns: "cstring" },
+});
+
+// strerrordesc_np (glibc >= 2.32) gives the English text whatever the locale, so replies do not
+// change language with the server's environment; older glibc falls back to strerror.
+let strerrordesc: ((code: number) => unknown) | null = null;
+try {
+  strerrordesc = dlopen("libc.so.6", {
+    strerrordesc_np: { args: ["i32"], returns: "cstring" },
+  }).symbols.strerrordesc_np;
+} catch {
+  strerrordesc = null;
+}
+
+/** The system's page size in bytes. */
+export const PAGE_SIZE: number = Number(libc.symbols.sysconf(SC_PAGESIZE)) || 4096;
+
+/** The calling thread's errno; read it right after the failed call, before any other libc call. */
+export function errno(): number {
+  const location = libc.symbols.__errno_location();
+  return location === null ? 0 : read.i32(location, 0);
+}
+
+/** The system's text for an errno value, e.g. "No such file or directory". */
+export function strerror(code: number): string {
+  const text = strerrordesc?.(code) ?? libc.symbols.strerror(code);
+  return typeof text === "string" && text !== "" ? text : `Unknown error ${code}`;
+}
+
+/** The `CommandError` "ERR <what>: <strerror(code)>" for a failed call. */
+export function systemError(what: string, code: number): CommandError {
+  return new CommandError(`ERR ${what}: ${strerror(code)}`);
+}
+
+/** Maps `length` bytes of `fd` from offset 0; returns the address, or -1 with errno set. */
+export function mmap(length: number, prot: number, flags: number, fd: number): number {
+  return Number(libc.symbols.mmap(null, length, prot, flags, fd, 0));
+}
+
+/** Unmaps [address, address + length); returns 0, or -1 with errno set. */
+export function munmap(address: number, length: number): number {
+  return libc.symbols.munmap(address as Pointer, length);
+}
+
+/** Writes dirty pages of [address, address + length) back (MS_SYNC waits); 0, or -1 with errno set. */
+export function msync(address: number, length: number, flags: number): number {
+  return libc.symbols.msync(address as Pointer, length, flags);
+}
+
+/** Applies or removes an advisory whole-file lock; returns 0, or -1 with errno set. */
+export function flock(fd: number, operation: number): number {
+  return libc.symbols.flock(fd, operation);
+}
+
+/** The errno carried by an error thrown by Node's `fs` (which reports it negated), or EINVAL. */
+export function errnoOf(error: unknown): number {
+  const value = (error as { errno?: unknown } | null)?.errno;
+  return typeof value === "number" && value !== 0 ? Math.abs(value) : EINVAL;
+}

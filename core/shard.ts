@@ -1,0 +1,185 @@
+/**
+ * A shard: the bindings of the keys that hash to it, and the commands that run on them.
+ *
+ * A shard is plain single-threaded code. In the server each shard lives in its own worker
+ * (workers/shard_worker.ts), so every command on one key runs in order on one thread; tests
+ * create shards directly on the main thread.
+ */
+import type { ArgList } from "./args.ts";
+import { argEquals } from "./args.ts";
+import { Errors, CommandError } from "./errors.ts";
+import type { MappedFile } from "./mapped_file.ts";
+import type { ValueType } from "./value_types.ts";
+import type { ReplyWriter } from "../protocol/reply_writer.ts";
+
+/** A key bound to a mapped file. */
+export class Binding {
+  constructor(
+    readonly key: string,
+    readonly file: MappedFile,
+    readonly type: ValueType,
+    /** Bytes per value. */
+    readonly width: number,
+    /** The path as the client gave it to MMAP. */
+    readonly displayPath: string,
+    /** The absolute path that was opened. */
+    readonly absPath: string,
+  ) {}
+
+  get writable(): boolean {
+    return this.file.writable;
+  }
+}
+
+/** What a shard tells its owner when the keyspace changes, so the bindings registry can follow. */
+export type CatalogEvent =
+  | { op: "bind"; key: string; path: string; type: string; size: number; writable: boolean }
+  | { op: "unbind"; key: string };
+
+export interface ShardOptions {
+  /** The data directory, as an absolute real path. */
+  dataDir: string;
+  allowAnyPath: boolean;
+  /** This shard's number and the number of shards (SCAN cursors encode the shard). */
+  index: number;
+  count: number;
+  onCatalogChange?: (event: CatalogEvent) => void;
+}
+
+/** How the server routes a command that a shard runs. */
+export type Route =
+  | "key" // to the shard of argument 1
+  | "keys" // every argument from 1 is a key: split by shard, integer replies summed
+  | "all" // to every shard, replies merged by `merge`
+  | "scan"; // to the shard named by the cursor
+
+export interface ShardCommand {
+  /** Lowercase name. */
+  name: string;
+  /** Redis arity: n means exactly n arguments with the name, -n at least n. */
+  arity: number;
+  route: Route;
+  /** For route "all": how shard replies combine. */
+  merge?: "sum" | "concat" | "ok";
+  /** Internal commands are sent by the server itself, never accepted from clients. */
+  internal?: boolean;
+  run(shard: Shard, a: ArgList, w: ReplyWriter): void;
+}
+
+const latin1 = (buf: Uint8Array, start: number, end: number) => Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString("latin1");
+
+export class Shard {
+  /** Bindings by key. Keys are kept as latin1 strings so any bytes round-trip. */
+  readonly bindings = new Map<string, Binding>();
+  /** Scratch space where write commands encode values before touching the file. */
+  scratch = new Uint8Array(4096);
+  scratchView = new DataView(this.scratch.buffer);
+  /** Writable bindings written since the last flush (the fsync policy decides when to flush). */
+  readonly dirty = new Set<Binding>();
+  private lastKeyBytes = new Uint8Array(0);
+  private lastBinding: Binding | undefined;
+
+  constructor(readonly options: ShardOptions) {}
+
+  /** The key in argument i as the string the bindings map uses. */
+  keyOf(a: ArgList, i: number): string {
+    return latin1(a.buf, a.argStart[i], a.argEnd[i]);
+  }
+
+  /**
+   * The binding of the key in argument i, or undefined. The last key looked up is remembered as
+   * bytes, so a run of commands on one key (the usual load) makes no string per command.
+   */
+  find(a: ArgList, i: number): Binding | undefined {
+    if (this.lastBinding !== undefined && argEquals(a, i, this.lastKeyBytes)) return this.lastBinding;
+    const binding = this.bindings.get(this.keyOf(a, i));
+    if (binding !== undefined) {
+      this.lastKeyBytes = a.buf.slice(a.argStart[i], a.argEnd[i]);
+      this.lastBinding = binding;
+    }
+    return binding;
+  }
+
+  /** The binding of argument i, or the "You must do MMAP first" error. */
+  get(a: ArgList, i: number): Binding {
+    const b = this.find(a, i);
+    if (b === undefined) throw new CommandError(Errors.notMapped);
+    return b;
+  }
+
+  /** The binding of argument i, which must be writable. */
+  getWritable(a: ArgList, i: number): Binding {
+    const b = this.get(a, i);
+    if (!b.file.writable) throw new CommandError(Errors.notWritable);
+    return b;
+  }
+
+  /** Adds a binding and tells the owner. */
+  bind(binding: Binding): void {
+    this.bindings.set(binding.key, binding);
+    this.options.onCatalogChange?.({
+      op: "bind",
+      key: binding.key,
+      path: binding.displayPath,
+      type: binding.type.name,
+      size: binding.width,
+      writable: binding.writable,
+    });
+  }
+
+  /** Removes a binding, unmaps its file (the file itself is kept) and tells the owner. */
+  unbind(key: string): boolean {
+    const binding = this.bindings.get(key);
+    if (binding === undefined) return false;
+    this.bindings.delete(key);
+    if (this.dirty.delete(binding)) binding.file.sync();
+    if (this.lastBinding === binding) {
+      this.lastBinding = undefined;
+      this.lastKeyBytes = new Uint8Array(0);
+    }
+    binding.file.close();
+    this.options.onCatalogChange?.({ op: "unbind", key });
+    return true;
+  }
+
+  /** Makes room for `bytes` bytes in the scratch buffer. */
+  reserveScratch(bytes: number): void {
+    if (bytes <= this.scratch.length) return;
+    let cap = this.scratch.length;
+    while (cap < bytes) cap *= 2;
+    this.scratch = new Uint8Array(cap);
+    this.scratchView = new DataView(this.scratch.buffer);
+  }
+
+  /** Flushes every file written since the last flush to disk; returns how many. */
+  flushDirty(): number {
+    const n = this.dirty.size;
+    for (const b of this.dirty) b.file.sync();
+    this.dirty.clear();
+    return n;
+  }
+
+  /** Unmaps every file (shutdown). */
+  closeAll(): void {
+    this.flushDirty();
+    for (const b of this.bindings.values()) b.file.close();
+    this.bindings.clear();
+    this.lastBinding = undefined;
+  }
+
+  /**
+   * Runs one command and appends its reply. Errors become `-` replies; the arity was checked by
+   * the router. Any other exception is a bug: it is reported to the client as an error, never
+   * allowed to take the shard down.
+   */
+  execute(command: ShardCommand, a: ArgList, w: ReplyWriter): void {
+    const mark = w.length;
+    try {
+      command.run(this, a, w);
+    } catch (e) {
+      w.length = mark;
+      if (e instanceof CommandError) w.error(e.reply);
+      else w.error("ERR internal error: " + (e instanceof Error ? e.message : String(e)));
+    }
+  }
+}

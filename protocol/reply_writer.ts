@@ -1,0 +1,340 @@
+/**
+ * Builds a connection's replies as RESP bytes in one growable buffer, in the protocol version
+ * the connection chose with HELLO (RESP2 by default). RESP3-only types fall back to their RESP2
+ * equivalents as Redis does, so callers never branch on the version.
+ *
+ * Integers, lengths and integer-valued numbers are written digit by digit, and ASCII strings char
+ * by char, so a reply allocates nothing unless the buffer has to grow.
+ */
+
+import { decimalLength, formatDouble, formatFloat32, writeDecimal } from "./number_format.ts";
+
+const CR = 13;
+const LF = 10;
+const SPACE = 32;
+
+/** Room for a type byte, a sign, up to 16 digits and CRLF. */
+const HEADER_ROOM = 24;
+/** Every integer up to 2^24 is a float32 and prints as itself. */
+const FLOAT32_EXACT_INTEGER_LIMIT = 16777216;
+
+export class ReplyWriter {
+  /** Protocol version of the connection; set by HELLO. */
+  proto: 2 | 3 = 2;
+  /** Output bytes are buf[0, length). */
+  buf: Uint8Array;
+  length = 0;
+
+  constructor(initialCapacity = 16 * 1024) {
+    this.buf = new Uint8Array(Math.max(initialCapacity, 64));
+  }
+
+  /** Empties the output, keeping the capacity. */
+  reset(): void {
+    this.length = 0;
+  }
+
+  /** Guarantees room for `extra` more bytes, doubling the capacity as needed. */
+  ensure(extra: number): void {
+    const required = this.length + extra;
+    if (required <= this.buf.length) return;
+    let capacity = this.buf.length * 2;
+    while (capacity < required) capacity *= 2;
+    const next = new Uint8Array(capacity);
+    next.set(this.buf.subarray(0, this.length));
+    this.buf = next;
+  }
+
+  /** `+s\r\n`; CR and LF inside `s` become spaces so the reply stays one line. */
+  simple(s: string): void {
+    this.line(43 /* + */, s);
+  }
+
+  /** `-s\r\n` (`s` includes the code: "ERR ..."); CR and LF inside `s` become spaces. */
+  error(s: string): void {
+    this.line(45 /* - */, s);
+  }
+
+  /** `:n\r\n`; safe integers are written digit by digit. Throws RangeError for non-integers. */
+  integer(n: number): void {
+    if (!Number.isSafeInteger(n)) {
+      if (!Number.isInteger(n)) throw new RangeError(`integer reply of a non-integer: ${n}`);
+      this.bigint(BigInt(n));
+      return;
+    }
+    this.header(58 /* : */, n);
+  }
+
+  /** `:n\r\n` for integers beyond 2^53. */
+  bigint(n: bigint): void {
+    const text = n.toString();
+    this.ensure(text.length + 3);
+    const buf = this.buf;
+    let p = this.length;
+    buf[p++] = 58; // ':'
+    p = writeAscii(buf, p, text);
+    buf[p++] = CR;
+    buf[p++] = LF;
+    this.length = p;
+  }
+
+  /** `$len\r\n<utf8 of s>\r\n`. */
+  bulk(s: string): void {
+    const charCount = s.length;
+    // Optimistically ASCII, where the byte length is the char count; redone if it is not.
+    this.ensure(charCount + HEADER_ROOM);
+    const start = this.length;
+    this.header(36 /* $ */, charCount);
+    const buf = this.buf;
+    let p = this.length;
+    for (let i = 0; i < charCount; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) {
+        this.length = start;
+        this.bulkUtf8(s);
+        return;
+      }
+      buf[p++] = c;
+    }
+    buf[p++] = CR;
+    buf[p++] = LF;
+    this.length = p;
+  }
+
+  /** `$len\r\n<src[start, end)>\r\n`. */
+  bulkBytes(src: Uint8Array, start: number, end: number): void {
+    const count = end - start;
+    this.ensure(count + HEADER_ROOM);
+    this.header(36 /* $ */, count);
+    const p = copyBytes(this.buf, this.length, src, start, end);
+    this.buf[p] = CR;
+    this.buf[p + 1] = LF;
+    this.length = p + 2;
+  }
+
+  /** Null bulk string: RESP2 `$-1\r\n`, RESP3 `_\r\n`. */
+  nil(): void {
+    if (this.proto === 3) this.resp3Null();
+    else this.header(36 /* $ */, -1);
+  }
+
+  /** Null array: RESP2 `*-1\r\n`, RESP3 `_\r\n`. */
+  nilArray(): void {
+    if (this.proto === 3) this.resp3Null();
+    else this.header(42 /* * */, -1);
+  }
+
+  /** `*n\r\n`, followed by the n elements. */
+  array(n: number): void {
+    this.header(42 /* * */, n);
+  }
+
+  /** RESP3 `%n\r\n`; RESP2 `*(2n)\r\n`, followed by n key/value pairs. */
+  map(n: number): void {
+    if (this.proto === 3) this.header(37 /* % */, n);
+    else this.header(42 /* * */, 2 * n);
+  }
+
+  /** RESP3 `~n\r\n`; RESP2 `*n\r\n`, followed by the n members. */
+  set(n: number): void {
+    this.header(this.proto === 3 ? 126 /* ~ */ : 42 /* * */, n);
+  }
+
+  /** RESP3 `,<formatDouble(x)>\r\n`; RESP2 the same text as a bulk string. */
+  double(x: number): void {
+    if (Number.isSafeInteger(x) && !(x === 0 && 1 / x < 0)) this.integralNumber(x);
+    else this.doubleText(formatDouble(x));
+  }
+
+  /** As double(), with the shortest text that identifies `x` as a float32 (formatFloat32). */
+  float32(x: number): void {
+    x = Math.fround(x);
+    if (
+      Number.isInteger(x) &&
+      x <= FLOAT32_EXACT_INTEGER_LIMIT &&
+      x >= -FLOAT32_EXACT_INTEGER_LIMIT &&
+      !(x === 0 && 1 / x < 0)
+    ) {
+      this.integralNumber(x);
+    } else {
+      this.doubleText(formatFloat32(x));
+    }
+  }
+
+  /** RESP3 `,text\r\n`; RESP2 bulk `text` (text already formatted). */
+  doubleText(text: string): void {
+    if (this.proto === 3) this.line(44 /* , */, text);
+    else this.bulk(text);
+  }
+
+  /** RESP3 `(text\r\n`; RESP2 bulk `text`. */
+  bigNumber(text: string): void {
+    if (this.proto === 3) this.line(40 /* ( */, text);
+    else this.bulk(text);
+  }
+
+  /** RESP3 `#t\r\n` / `#f\r\n`; RESP2 `:1\r\n` / `:0\r\n`. */
+  boolean(b: boolean): void {
+    this.ensure(4);
+    const buf = this.buf;
+    const p = this.length;
+    if (this.proto === 3) {
+      buf[p] = 35; // '#'
+      buf[p + 1] = b ? 116 /* t */ : 102 /* f */;
+    } else {
+      buf[p] = 58; // ':'
+      buf[p + 1] = b ? 49 : 48;
+    }
+    buf[p + 2] = CR;
+    buf[p + 3] = LF;
+    this.length = p + 4;
+  }
+
+  /** RESP3 `=len\r\n<format>:<text>\r\n` (format is the 3-letter type); RESP2 bulk `text`. */
+  verbatim(text: string, format = "txt"): void {
+    if (this.proto !== 3) {
+      this.bulk(text);
+      return;
+    }
+    const formatBytes = utf8Length(format);
+    const textBytes = utf8Length(text);
+    this.ensure(formatBytes + 1 + textBytes + HEADER_ROOM);
+    this.header(61 /* = */, formatBytes + 1 + textBytes);
+    const buf = this.buf;
+    let p = writeUtf8(buf, this.length, format, false);
+    buf[p++] = 58; // ':'
+    p = writeUtf8(buf, p, text, false);
+    buf[p++] = CR;
+    buf[p++] = LF;
+    this.length = p;
+  }
+
+  /** Appends already-encoded RESP bytes src[start, end). */
+  raw(src: Uint8Array, start: number, end: number): void {
+    this.ensure(end - start);
+    this.length = copyBytes(this.buf, this.length, src, start, end);
+  }
+
+  /** `<type>n\r\n` for a safe integer n. */
+  private header(type: number, n: number): void {
+    this.ensure(HEADER_ROOM);
+    const buf = this.buf;
+    let p = this.length;
+    buf[p++] = type;
+    p = writeDecimal(buf, p, n);
+    buf[p++] = CR;
+    buf[p++] = LF;
+    this.length = p;
+  }
+
+  /** `<type>s\r\n`, with CR/LF in `s` turned into spaces. */
+  private line(type: number, s: string): void {
+    this.ensure(s.length * 3 + 3);
+    const buf = this.buf;
+    let p = this.length;
+    buf[p++] = type;
+    p = writeUtf8(buf, p, s, true);
+    buf[p++] = CR;
+    buf[p++] = LF;
+    this.length = p;
+  }
+
+  /** A double or float32 whose text is its integer digits: written without a string. */
+  private integralNumber(n: number): void {
+    if (this.proto === 3) {
+      this.header(44 /* , */, n);
+      return;
+    }
+    const digits = n < 0 ? 1 + decimalLength(-n) : decimalLength(n);
+    this.ensure(digits + 2 * HEADER_ROOM);
+    this.header(36 /* $ */, digits);
+    const buf = this.buf;
+    let p = writeDecimal(buf, this.length, n);
+    buf[p++] = CR;
+    buf[p++] = LF;
+    this.length = p;
+  }
+
+  private resp3Null(): void {
+    this.ensure(3);
+    const buf = this.buf;
+    const p = this.length;
+    buf[p] = 95; // '_'
+    buf[p + 1] = CR;
+    buf[p + 2] = LF;
+    this.length = p + 3;
+  }
+
+  private bulkUtf8(s: string): void {
+    const byteLength = utf8Length(s);
+    this.ensure(byteLength + HEADER_ROOM);
+    this.header(36 /* $ */, byteLength);
+    const buf = this.buf;
+    let p = writeUtf8(buf, this.length, s, false);
+    buf[p++] = CR;
+    buf[p++] = LF;
+    this.length = p;
+  }
+}
+
+/** UTF-8 byte length of `s` as TextEncoder would produce it (lone surrogates become U+FFFD). */
+function utf8Length(s: string): number {
+  let bytes = 0;
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < n && isLowSurrogate(s.charCodeAt(i + 1))) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/** Writes `s` as UTF-8 at `pos` (room already ensured); returns the end position. */
+function writeUtf8(buf: Uint8Array, pos: number, s: string, oneLine: boolean): number {
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    let c = s.charCodeAt(i);
+    if (c < 0x80) {
+      buf[pos++] = oneLine && (c === CR || c === LF) ? SPACE : c;
+    } else if (c < 0x800) {
+      buf[pos++] = 0xc0 | (c >> 6);
+      buf[pos++] = 0x80 | (c & 0x3f);
+    } else if (c >= 0xd800 && c <= 0xdbff && i + 1 < n && isLowSurrogate(s.charCodeAt(i + 1))) {
+      c = 0x10000 + ((c - 0xd800) << 10) + (s.charCodeAt(++i) - 0xdc00);
+      buf[pos++] = 0xf0 | (c >> 18);
+      buf[pos++] = 0x80 | ((c >> 12) & 0x3f);
+      buf[pos++] = 0x80 | ((c >> 6) & 0x3f);
+      buf[pos++] = 0x80 | (c & 0x3f);
+    } else {
+      if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd; // a lone surrogate has no UTF-8 form
+      buf[pos++] = 0xe0 | (c >> 12);
+      buf[pos++] = 0x80 | ((c >> 6) & 0x3f);
+      buf[pos++] = 0x80 | (c & 0x3f);
+    }
+  }
+  return pos;
+}
+
+function isLowSurrogate(c: number): boolean {
+  return c >= 0xdc00 && c <= 0xdfff;
+}
+
+function writeAscii(buf: Uint8Array, pos: number, s: string): number {
+  for (let i = 0; i < s.length; i++) buf[pos++] = s.charCodeAt(i);
+  return pos;
+}
+
+/** Copies src[from, to) to dst at dstPos; returns the end position in dst. */
+function copyBytes(dst: Uint8Array, dstPos: number, src: Uint8Array, from: number, to: number): number {
+  // A byte loop beats creating a subarray view for the short values that dominate replies.
+  if (to - from <= 64) {
+    for (let i = from; i < to; i++) dst[dstPos++] = src[i]!;
+    return dstPos;
+  }
+  dst.set(src.subarray(from, to), dstPos);
+  return dstPos + (to - from);
+}

@@ -1,0 +1,143 @@
+/**
+ * Tests for core/paths.ts: which client paths resolve inside the data directory, which are refused,
+ * and the error texts, on real directories and symlinks in a fresh temp dir.
+ */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { CommandError } from "../../core/errors.ts";
+import { replySafe, resolveDataPath } from "../../core/paths.ts";
+
+const OUTSIDE = "ERR path is outside the data directory";
+
+let base: string; // temp dir holding data/ and outside/
+let data: string; // the data directory (realpath'd)
+let outside: string;
+
+beforeEach(() => {
+  base = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), "mmapd-paths-")));
+  data = path.join(base, "data");
+  outside = path.join(base, "outside");
+  fs.mkdirSync(path.join(data, "sub"), { recursive: true });
+  fs.mkdirSync(outside);
+  fs.writeFileSync(path.join(outside, "secret.bin"), "x");
+  fs.writeFileSync(path.join(data, "sub", "real.bin"), "y");
+});
+
+afterEach(() => {
+  fs.rmSync(base, { recursive: true, force: true });
+});
+
+/** The reply text of the CommandError thrown by `run`; fails the test if it does not throw one. */
+function replyOf(run: () => unknown): string {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(CommandError);
+    return (error as CommandError).reply;
+  }
+  throw new Error("expected a CommandError");
+}
+
+describe("resolveDataPath inside the data directory", () => {
+  test("a relative path resolves under the data directory, file missing or not", () => {
+    expect(resolveDataPath(data, "a.bin", false)).toBe(path.join(data, "a.bin"));
+    expect(resolveDataPath(data, "sub/real.bin", false)).toBe(path.join(data, "sub", "real.bin"));
+    expect(resolveDataPath(data, "sub/../a.bin", false)).toBe(path.join(data, "a.bin"));
+  });
+
+  test("an absolute path inside the data directory is accepted", () => {
+    expect(resolveDataPath(data, path.join(data, "sub", "new.bin"), false)).toBe(path.join(data, "sub", "new.bin"));
+  });
+
+  test("a data directory given through a symlink is resolved, and paths through either spelling pass", () => {
+    const link = path.join(base, "datalink");
+    fs.symlinkSync(data, link);
+    expect(resolveDataPath(link, "a.bin", false)).toBe(path.join(data, "a.bin"));
+    expect(resolveDataPath(link, path.join(link, "a.bin"), false)).toBe(path.join(data, "a.bin"));
+  });
+
+  test("a symlinked directory inside pointing inside is followed", () => {
+    fs.symlinkSync(path.join(data, "sub"), path.join(data, "inlink"));
+    expect(resolveDataPath(data, "inlink/a.bin", false)).toBe(path.join(data, "sub", "a.bin"));
+  });
+
+  test("a symlinked file inside pointing inside resolves to its target", () => {
+    fs.symlinkSync(path.join(data, "sub", "real.bin"), path.join(data, "file-link"));
+    expect(resolveDataPath(data, "file-link", false)).toBe(path.join(data, "sub", "real.bin"));
+  });
+});
+
+describe("resolveDataPath outside the data directory", () => {
+  test("../x is refused", () => {
+    expect(replyOf(() => resolveDataPath(data, "../x", false))).toBe(OUTSIDE);
+  });
+
+  test("/etc/passwd is refused", () => {
+    expect(replyOf(() => resolveDataPath(data, "/etc/passwd", false))).toBe(OUTSIDE);
+  });
+
+  test("a/../../x is refused", () => {
+    expect(replyOf(() => resolveDataPath(data, "a/../../x", false))).toBe(OUTSIDE);
+  });
+
+  test("an outside path with a missing parent is refused as outside (no probing outside)", () => {
+    expect(replyOf(() => resolveDataPath(data, "/no/such/dir/x", false))).toBe(OUTSIDE);
+  });
+
+  test("a symlinked directory inside pointing out is refused", () => {
+    fs.symlinkSync(outside, path.join(data, "out-dir"));
+    expect(replyOf(() => resolveDataPath(data, "out-dir/secret.bin", false))).toBe(OUTSIDE);
+    expect(replyOf(() => resolveDataPath(data, "out-dir/new.bin", false))).toBe(OUTSIDE);
+  });
+
+  test("a symlinked file inside pointing out is refused", () => {
+    fs.symlinkSync(path.join(outside, "secret.bin"), path.join(data, "out-file"));
+    expect(replyOf(() => resolveDataPath(data, "out-file", false))).toBe(OUTSIDE);
+  });
+
+  test("allowAnyPath lets outside paths through, resolved", () => {
+    expect(resolveDataPath(data, "/etc/passwd", true)).toBe(fs.realpathSync("/etc/passwd"));
+    expect(resolveDataPath(data, "../outside/secret.bin", true)).toBe(path.join(outside, "secret.bin"));
+    fs.symlinkSync(path.join(outside, "secret.bin"), path.join(data, "out-file"));
+    expect(resolveDataPath(data, "out-file", true)).toBe(path.join(outside, "secret.bin"));
+  });
+});
+
+describe("resolveDataPath errors", () => {
+  test("a missing parent directory is not created and names the given path", () => {
+    expect(replyOf(() => resolveDataPath(data, "nodir/x.bin", false))).toBe(
+      "ERR cannot open 'nodir/x.bin': No such file or directory",
+    );
+    expect(fs.existsSync(path.join(data, "nodir"))).toBe(false);
+  });
+
+  test("an empty path is refused", () => {
+    expect(replyOf(() => resolveDataPath(data, "", false))).toBe("ERR cannot open '': No such file or directory");
+  });
+
+  test("a parent that is a file is refused with the OS reason", () => {
+    expect(replyOf(() => resolveDataPath(data, "sub/real.bin/x", false))).toBe(
+      "ERR cannot open 'sub/real.bin/x': Not a directory",
+    );
+  });
+
+  test("a dangling symlink is refused", () => {
+    fs.symlinkSync(path.join(data, "gone.bin"), path.join(data, "dangling"));
+    expect(replyOf(() => resolveDataPath(data, "dangling", false))).toBe(
+      "ERR cannot open 'dangling': No such file or directory",
+    );
+  });
+
+  test("a NUL byte is refused", () => {
+    expect(replyOf(() => resolveDataPath(data, "a\0b", false))).toBe("ERR cannot open 'a\0b': Invalid argument");
+  });
+
+  test("CR and LF in a path cannot break the one-line reply", () => {
+    expect(replyOf(() => resolveDataPath(data, "no\r\ndir/x", false))).toBe(
+      "ERR cannot open 'no  dir/x': No such file or directory",
+    );
+    expect(replySafe("a\nb\rc")).toBe("a b c");
+  });
+});

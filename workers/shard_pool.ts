@@ -1,0 +1,328 @@
+/**
+ * The main thread's side of the shard workers: starts them, puts commands on their request
+ * rings, drains their reply rings, and brings a worker back if it dies.
+ *
+ * Commands from one socket read are reserved on the rings and published together (`publishAll`),
+ * so a pipeline costs one wake-up per shard, not one per command. Replies are drained when a
+ * shard signals (Atomics.waitAsync) and handed to the `ReplySink` in each shard's order.
+ */
+import { Worker } from "node:worker_threads";
+import type { ArgList } from "../core/args.ts";
+import type { CatalogEvent } from "../core/shard.ts";
+import { Ring } from "./ring.ts";
+import type { FsyncPolicy, ShardMessage, ShardWorkerConfig } from "./wire.ts";
+import { FLAG_OUT_OF_BAND, KIND_EVENT, KIND_OUT_OF_BAND, KIND_REPLY, REPLY_HEADER_WORDS, REQUEST_HEADER_WORDS } from "./wire.ts";
+
+/** Where replies go: the server's connections. */
+export interface ReplySink {
+  /** A reply for (conn, seq): bytes [start, end) of `buf`, valid only during the call. */
+  deliver(conn: number, seq: number, buf: Uint8Array, start: number, end: number): void;
+  /** A bindings change, applied before any later reply of that shard is delivered. */
+  catalog(shard: number, event: CatalogEvent): void;
+  /** End of a drain: write out what the delivered replies produced. */
+  flush(): void;
+  /** A shard's worker died (and is being restarted); its commands in flight were answered with errors. */
+  shardRestarted(shard: number, reason: string): void;
+}
+
+export interface ShardPoolOptions {
+  count: number;
+  dataDir: string;
+  allowAnyPath: boolean;
+  fsync: FsyncPolicy;
+  /** Bytes per ring. */
+  ringBytes: number;
+}
+
+/** A request that did not fit the ring when it was sent; it goes in order once there is room. */
+interface Overflow {
+  payload: Uint8Array;
+  outOfBand: boolean;
+}
+
+class ShardHost {
+  requests!: Ring;
+  replies!: Ring;
+  worker!: Worker;
+  /** (conn, seq) of every request in flight, oldest first: answered with errors if the worker dies. */
+  inFlight = new Int32Array(2 * 1024);
+  inFlightHead = 0;
+  inFlightCount = 0;
+  overflow: Overflow[] = [];
+  needsPublish = false;
+  alive = false;
+  commandsSent = 0;
+
+  trackSent(conn: number, seq: number): void {
+    const cap = this.inFlight.length >> 1;
+    if (this.inFlightCount === cap) {
+      const grown = new Int32Array(this.inFlight.length * 2);
+      for (let k = 0; k < this.inFlightCount; k++) {
+        const at = ((this.inFlightHead + k) % cap) * 2;
+        grown[2 * k] = this.inFlight[at];
+        grown[2 * k + 1] = this.inFlight[at + 1];
+      }
+      this.inFlight = grown;
+      this.inFlightHead = 0;
+    }
+    const at = ((this.inFlightHead + this.inFlightCount) % (this.inFlight.length >> 1)) * 2;
+    this.inFlight[at] = conn;
+    this.inFlight[at + 1] = seq;
+    this.inFlightCount++;
+    this.commandsSent++;
+  }
+
+  trackAnswered(): void {
+    this.inFlightHead = (this.inFlightHead + 1) % (this.inFlight.length >> 1);
+    this.inFlightCount--;
+  }
+}
+
+export class ShardPool {
+  private readonly hosts: ShardHost[] = [];
+  private fsync: FsyncPolicy;
+  private stopping = false;
+
+  constructor(
+    private readonly options: ShardPoolOptions,
+    private readonly sink: ReplySink,
+    /** The bindings of a shard, as `_bind` requests to replay when its worker starts again. */
+    private readonly restoreRequests: (shard: number) => { cmdId: number; args: ArgList }[],
+  ) {
+    this.fsync = options.fsync;
+  }
+
+  get count(): number {
+    return this.options.count;
+  }
+
+  /** Starts every worker and resolves when all are running. */
+  async start(): Promise<void> {
+    const ready: Promise<void>[] = [];
+    for (let i = 0; i < this.options.count; i++) {
+      const host = new ShardHost();
+      this.hosts.push(host);
+      ready.push(this.spawn(i, host));
+    }
+    await Promise.all(ready);
+  }
+
+  private spawn(index: number, host: ShardHost): Promise<void> {
+    host.requests = Ring.create(this.options.ringBytes);
+    host.replies = Ring.create(this.options.ringBytes);
+    host.overflow = [];
+    for (const r of this.restoreRequests(index)) this.send(index, 0, 0, 2, r.cmdId, r.args, null);
+    const config: ShardWorkerConfig = {
+      index,
+      count: this.options.count,
+      dataDir: this.options.dataDir,
+      allowAnyPath: this.options.allowAnyPath,
+      fsync: this.fsync,
+      requests: host.requests.sab,
+      replies: host.replies.sab,
+    };
+    const worker = new Worker(new URL("./shard_worker.ts", import.meta.url), { workerData: config });
+    host.worker = worker;
+    const replies = host.replies;
+    let started!: () => void;
+    const ready = new Promise<void>((resolve) => (started = resolve));
+    worker.on("message", (m: ShardMessage) => {
+      if (m.type === "ready") {
+        host.alive = true;
+        started();
+        this.publish(index);
+        this.watch(index, host, replies);
+      } else if (m.type === "reply") {
+        this.sink.deliver(m.conn, m.seq, m.bytes, 0, m.bytes.length);
+        this.sink.flush();
+      }
+    });
+    const died = (reason: string) => {
+      if (host.worker !== worker || this.stopping) return;
+      host.alive = false;
+      this.restart(index, host, reason);
+    };
+    // An uncaught error ends the worker; restart once it has exited, so two threads never own one shard.
+    let lastError = "";
+    worker.on("error", (e) => {
+      lastError = e instanceof Error ? e.message : String(e);
+    });
+    worker.on("exit", (code) => died(lastError !== "" ? lastError : `exit code ${code}`));
+    return ready;
+  }
+
+  /** Answers what the dead worker had in flight with errors, then starts a new one with the shard's bindings. */
+  private restart(index: number, host: ShardHost, reason: string): void {
+    // Replies the worker published before dying are still valid: deliver them first.
+    this.drain(host, host.replies);
+    const error = new TextEncoder().encode(`-ERR shard ${index} restarted (${reason}); command not executed or not acknowledged\r\n`);
+    while (host.inFlightCount > 0) {
+      const at = host.inFlightHead * 2;
+      const conn = host.inFlight[at];
+      const seq = host.inFlight[at + 1];
+      host.trackAnswered();
+      if (conn !== 0) this.sink.deliver(conn, seq, error, 0, error.length);
+    }
+    this.sink.flush();
+    this.sink.shardRestarted(index, reason);
+    this.spawn(index, host);
+  }
+
+  /** Keeps one waitAsync armed on a shard's reply ring; drains on every wake. */
+  private watch(index: number, host: ShardHost, replies: Ring): void {
+    const arm = (): void => {
+      if (host.replies !== replies || this.stopping) return;
+      const seen = replies.signal();
+      replies.setSleeping(true);
+      if (replies.hasRecords()) {
+        replies.setSleeping(false);
+        this.drain(host, replies);
+        queueMicrotask(arm);
+        return;
+      }
+      const wake = replies.waitAsync(seen);
+      if (wake === null) queueMicrotask(arm);
+      else
+        wake.then(() => {
+          replies.setSleeping(false);
+          arm();
+        });
+    };
+    arm();
+  }
+
+  private drain(host: ShardHost, replies: Ring): void {
+    const index = this.hosts.indexOf(host);
+    let delivered = false;
+    for (let at = replies.next(); at >= 0; at = replies.next()) {
+      const w = at >> 2;
+      const kind = replies.words[w + 2];
+      if (kind === KIND_EVENT) {
+        const text = new TextDecoder().decode(replies.data.subarray(at + REPLY_HEADER_WORDS * 4, at + replies.length(at)));
+        this.sink.catalog(index, JSON.parse(text) as CatalogEvent);
+      } else {
+        host.trackAnswered();
+        if (kind === KIND_REPLY) {
+          const conn = replies.words[w];
+          if (conn !== 0) {
+            this.sink.deliver(conn, replies.words[w + 1], replies.data, at + REPLY_HEADER_WORDS * 4, at + replies.length(at));
+            delivered = true;
+          } else this.serverReplyHandler(index, replies.words[w + 1], new TextDecoder().decode(replies.data.subarray(at + REPLY_HEADER_WORDS * 4, at + replies.length(at))));
+        }
+        // KIND_OUT_OF_BAND: the bytes come by message; the record only kept the count.
+      }
+      replies.advance();
+    }
+    replies.release();
+    if (host.overflow.length > 0) this.moveOverflow(index, host);
+    if (delivered) this.sink.flush();
+  }
+
+  /** Replies to commands the server sent itself (restores): errors are logged by the sink. */
+  serverReplyHandler: (shard: number, seq: number, reply: string) => void = () => {};
+
+  /**
+   * Puts a command on a shard's request ring (visible after `publishAll`). `indices` selects the
+   * arguments to send (null: all), for multi-key commands split by shard.
+   */
+  send(index: number, conn: number, seq: number, proto: number, cmdId: number, a: ArgList, indices: number[] | null): void {
+    const host = this.hosts[index];
+    const argc = indices === null ? a.argc : indices.length;
+    let bytes = 0;
+    for (let k = 0; k < argc; k++) {
+      const i = indices === null ? k : indices[k];
+      bytes += a.argEnd[i] - a.argStart[i];
+    }
+    const payload = (REQUEST_HEADER_WORDS + argc) * 4 + bytes;
+    const ring = host.requests;
+    const outOfBand = payload > ring.maxPayload;
+    let target: Uint8Array;
+    let words: Int32Array;
+    let base: number;
+    const at = outOfBand || host.overflow.length > 0 ? -1 : ring.reserve(payload);
+    if (at >= 0) {
+      target = ring.data;
+      words = ring.words;
+      base = at;
+    } else {
+      target = new Uint8Array((payload + 3) & ~3);
+      words = new Int32Array(target.buffer);
+      base = 0;
+    }
+    const w = base >> 2;
+    words[w] = conn;
+    words[w + 1] = seq;
+    words[w + 2] = cmdId | (proto << 16) | ((outOfBand ? FLAG_OUT_OF_BAND : 0) << 24);
+    words[w + 3] = argc;
+    let p = base + (REQUEST_HEADER_WORDS + argc) * 4;
+    for (let k = 0; k < argc; k++) {
+      const i = indices === null ? k : indices[k];
+      const len = a.argEnd[i] - a.argStart[i];
+      words[w + REQUEST_HEADER_WORDS + k] = len;
+      target.set(a.buf.subarray(a.argStart[i], a.argEnd[i]), p);
+      p += len;
+    }
+    host.trackSent(conn, seq);
+    if (at < 0) {
+      host.overflow.push({ payload: target.subarray(0, payload), outOfBand });
+      this.moveOverflow(index, host);
+    }
+    host.needsPublish = true;
+  }
+
+  /** Moves waiting requests onto the ring while there is room, in order. */
+  private moveOverflow(index: number, host: ShardHost): void {
+    const ring = host.requests;
+    while (host.overflow.length > 0) {
+      const o = host.overflow[0];
+      if (o.outOfBand) {
+        const at = ring.reserve(REQUEST_HEADER_WORDS * 4);
+        if (at < 0) break;
+        const header = new Int32Array(o.payload.buffer, o.payload.byteOffset, REQUEST_HEADER_WORDS);
+        ring.words.set(header, at >> 2);
+        ring.words[(at >> 2) + 3] = 0;
+        host.worker.postMessage({ type: "request", bytes: o.payload } satisfies ShardMessage);
+      } else {
+        const at = ring.reserve(o.payload.length);
+        if (at < 0) break;
+        ring.data.set(o.payload, at);
+      }
+      host.overflow.shift();
+      host.needsPublish = true;
+    }
+    if (host.alive && host.needsPublish) this.publish(index);
+  }
+
+  /** Makes every request sent since the last call visible to its shard. */
+  publishAll(): void {
+    for (let i = 0; i < this.hosts.length; i++) if (this.hosts[i].needsPublish) this.publish(i);
+  }
+
+  private publish(index: number): void {
+    const host = this.hosts[index];
+    if (!host.alive) return;
+    host.needsPublish = false;
+    host.requests.publish();
+  }
+
+  /** Makes a shard's worker throw (DEBUG CRASH-SHARD, for tests of the restart path). */
+  crash(index: number): void {
+    this.hosts[index].worker.postMessage({ type: "crash" } satisfies ShardMessage);
+  }
+
+  /** Sends the new fsync policy to every worker. */
+  setFsync(policy: FsyncPolicy): void {
+    this.fsync = policy;
+    for (const h of this.hosts) h.worker.postMessage({ type: "fsync", policy } satisfies ShardMessage);
+  }
+
+  /** Commands sent to each shard so far, and in flight now (INFO). */
+  stats(): { sent: number; inFlight: number; alive: boolean }[] {
+    return this.hosts.map((h) => ({ sent: h.commandsSent, inFlight: h.inFlightCount, alive: h.alive }));
+  }
+
+  /** Stops watching the rings (the process is about to exit; workers end with it). */
+  stop(): void {
+    this.stopping = true;
+  }
+}

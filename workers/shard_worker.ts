@@ -1,0 +1,168 @@
+/**
+ * A shard worker: hosts one Shard and runs the commands the main thread puts on its request ring,
+ * writing each reply (already RESP-encoded for the client's protocol) to its reply ring.
+ *
+ * The loop drains every waiting request, flushes files if the fsync policy is `always` (one flush
+ * per file per batch: group commit), publishes the batch's replies at once, then sleeps on the
+ * ring with Atomics.waitAsync so that messages and timers still run.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { Args } from "../core/args.ts";
+import { SHARD_COMMANDS } from "../core/commands.ts";
+import { Shard } from "../core/shard.ts";
+import type { CatalogEvent } from "../core/shard.ts";
+import { ReplyWriter } from "../protocol/reply_writer.ts";
+import { Ring } from "./ring.ts";
+import type { FsyncPolicy, ShardMessage, ShardWorkerConfig } from "./wire.ts";
+import { FLAG_OUT_OF_BAND, KIND_EVENT, KIND_OUT_OF_BAND, KIND_REPLY, REPLY_HEADER_WORDS, REQUEST_HEADER_WORDS } from "./wire.ts";
+
+const config = workerData as ShardWorkerConfig;
+const requests = new Ring(config.requests);
+const replies = new Ring(config.replies);
+let fsyncPolicy: FsyncPolicy = config.fsync;
+
+const events: CatalogEvent[] = [];
+const shard = new Shard({
+  dataDir: config.dataDir,
+  allowAnyPath: config.allowAnyPath,
+  index: config.index,
+  count: config.count,
+  onCatalogChange: (e) => events.push(e),
+});
+
+const args = new Args();
+const writer = new ReplyWriter(64 * 1024);
+const encoder = new TextEncoder();
+
+/** Out-of-band request payloads, in arrival order, and a waiter for the next one. */
+const bigRequests: Uint8Array[] = [];
+let bigRequestArrived: (() => void) | null = null;
+
+parentPort!.on("message", (m: ShardMessage) => {
+  if (m.type === "request") {
+    bigRequests.push(m.bytes);
+    bigRequestArrived?.();
+  } else if (m.type === "fsync") fsyncPolicy = m.policy;
+  else if (m.type === "crash") {
+    setTimeout(() => {
+      throw new Error("crash requested by DEBUG CRASH-SHARD");
+    });
+  }
+});
+
+/** Appends one reply-ring record; blocks while the main thread has not freed room. */
+function putReply(conn: number, seq: number, kind: number, bytes: Uint8Array, length: number): void {
+  const payload = REPLY_HEADER_WORDS * 4 + length;
+  let at: number;
+  while ((at = replies.reserve(payload)) < 0) {
+    // Make what is reserved visible so the main thread can drain it, then wait for room.
+    const seen = replies.spaceSignal();
+    // Under `always` a reply leaves only once its write is on disk.
+    if (fsyncPolicy === "always") shard.flushDirty();
+    replies.publish();
+    if ((at = replies.reserve(payload)) >= 0) break;
+    replies.waitForSpace(seen, 50);
+  }
+  const w = at >> 2;
+  replies.words[w] = conn;
+  replies.words[w + 1] = seq;
+  replies.words[w + 2] = kind;
+  replies.data.set(length === bytes.length ? bytes : bytes.subarray(0, length), at + REPLY_HEADER_WORDS * 4);
+}
+
+/** Sends catalog events ahead of the reply that caused them. */
+function putEvents(): void {
+  for (const e of events) {
+    const bytes = encoder.encode(JSON.stringify(e));
+    putReply(0, 0, KIND_EVENT, bytes, bytes.length);
+  }
+  events.length = 0;
+}
+
+/** Runs the command whose arguments are in `args`, and queues its reply. */
+function run(conn: number, seq: number, commandWord: number): void {
+  writer.reset();
+  writer.proto = ((commandWord >> 16) & 0xff) === 3 ? 3 : 2;
+  shard.execute(SHARD_COMMANDS[commandWord & 0xffff], args, writer);
+  putEvents();
+  if (writer.length <= replies.maxPayload - REPLY_HEADER_WORDS * 4) {
+    putReply(conn, seq, KIND_REPLY, writer.buf, writer.length);
+  } else {
+    const bytes = writer.buf.slice(0, writer.length);
+    putReply(conn, seq, KIND_OUT_OF_BAND, bytes, 0);
+    parentPort!.postMessage({ type: "reply", conn, seq, bytes } satisfies ShardMessage, [bytes.buffer]);
+  }
+}
+
+/** Points `args` at a request's arguments inside `buf` (the ring, or an out-of-band payload). */
+function decodeArgs(buf: Uint8Array, words: Int32Array, firstWord: number): void {
+  const argc = words[firstWord + 3];
+  args.reserve(argc);
+  args.buf = buf;
+  args.argc = argc;
+  let p = (firstWord + REQUEST_HEADER_WORDS + argc) * 4;
+  for (let i = 0; i < argc; i++) {
+    args.argStart[i] = p;
+    p += words[firstWord + REQUEST_HEADER_WORDS + i];
+    args.argEnd[i] = p;
+  }
+}
+
+async function nextBigRequest(): Promise<Uint8Array> {
+  while (bigRequests.length === 0) await new Promise<void>((resolve) => (bigRequestArrived = resolve));
+  bigRequestArrived = null;
+  return bigRequests.shift()!;
+}
+
+let lastFlush = performance.now();
+
+/** Flushes dirty files once a second under `everysec`. */
+function flushIfDue(): void {
+  if (fsyncPolicy !== "everysec") return;
+  const now = performance.now();
+  if (now - lastFlush < 1000) return;
+  lastFlush = now;
+  shard.flushDirty();
+}
+
+async function loop(): Promise<never> {
+  for (;;) {
+    let ran = 0;
+    for (let at = requests.next(); at >= 0; at = requests.next()) {
+      const w = at >> 2;
+      const conn = requests.words[w];
+      const seq = requests.words[w + 1];
+      const commandWord = requests.words[w + 2];
+      if ((commandWord >> 24) & FLAG_OUT_OF_BAND) {
+        requests.advance();
+        requests.release();
+        const payload = await nextBigRequest();
+        const words = new Int32Array(payload.buffer, payload.byteOffset, payload.byteLength >> 2);
+        decodeArgs(payload, words, 0);
+        run(conn, seq, commandWord);
+      } else {
+        decodeArgs(requests.data, requests.words, w);
+        run(conn, seq, commandWord);
+        requests.advance();
+      }
+      ran++;
+      // Free request space regularly so a producer with a long pipeline is not held up.
+      if ((ran & 63) === 0) requests.release();
+    }
+    requests.release();
+    if (ran > 0 && fsyncPolicy === "always") shard.flushDirty();
+    replies.publish();
+    flushIfDue();
+    if (ran > 0) continue;
+    const seen = requests.signal();
+    requests.setSleeping(true);
+    if (!requests.hasRecords()) {
+      const wake = requests.waitAsync(seen, fsyncPolicy === "everysec" && shard.dirty.size > 0 ? 1000 : 60_000);
+      if (wake !== null) await wake;
+    }
+    requests.setSleeping(false);
+  }
+}
+
+parentPort!.postMessage({ type: "ready" } satisfies ShardMessage);
+loop();

@@ -1,0 +1,46 @@
+/**
+ * The record layouts on the rings between the main thread and a shard worker.
+ *
+ * Request payload (int32 words, then bytes):
+ *   [0] connection id  [1] sequence number  [2] command id | protocol << 16 | flags << 24
+ *   [3] argc  [4 .. 4+argc) argument lengths  then the argument bytes, back to back.
+ * Reply payload:
+ *   [0] connection id  [1] sequence number  [2] kind  then, for REPLY, the RESP bytes.
+ */
+
+export const REQUEST_HEADER_WORDS = 4;
+export const REPLY_HEADER_WORDS = 3;
+
+/** Request flag: the record's arguments come by postMessage (too big for the ring). */
+export const FLAG_OUT_OF_BAND = 1;
+
+/** Reply kinds. */
+export const KIND_REPLY = 0;
+/** A catalog event (JSON bytes) the main thread applies to the bindings registry before later replies. */
+export const KIND_EVENT = 1;
+/** The reply comes by postMessage (too big for the ring); the record only keeps the order. */
+export const KIND_OUT_OF_BAND = 2;
+
+/** Connection id used for commands the server itself sends (restores, flushes). */
+export const SERVER_CONNECTION = 0;
+
+/** Start-up data each shard worker receives. */
+export interface ShardWorkerConfig {
+  index: number;
+  count: number;
+  dataDir: string;
+  allowAnyPath: boolean;
+  fsync: FsyncPolicy;
+  requests: SharedArrayBuffer;
+  replies: SharedArrayBuffer;
+}
+
+export type FsyncPolicy = "always" | "everysec" | "no";
+
+/** A message between the threads for what does not fit a ring. */
+export type ShardMessage =
+  | { type: "request"; bytes: Uint8Array } // worker-bound: an out-of-band request's whole payload
+  | { type: "reply"; conn: number; seq: number; bytes: Uint8Array } // main-bound
+  | { type: "fsync"; policy: FsyncPolicy } // worker-bound: CONFIG SET fsync
+  | { type: "crash" } // worker-bound: throw an uncaught error (DEBUG CRASH-SHARD)
+  | { type: "ready" }; // main-bound: the worker is running
