@@ -1,5 +1,5 @@
 /**
- * The few libc calls Node's `fs` does not offer (mmap, munmap, msync, flock, sysconf), with errno
+ * The few libc calls Node's `fs` does not offer (mmap, munmap, msync, flock, lseek, sysconf), with errno
  * and its text, the constants they take, and the turn of a failed call into a `CommandError`.
  *
  * Linux x86-64 with glibc only: the constants are that platform's values.
@@ -21,6 +21,9 @@ export const LOCK_EX = 2;
 export const LOCK_NB = 4;
 export const LOCK_UN = 8;
 
+// lseek whence (<unistd.h>).
+export const SEEK_END = 2;
+
 // errno values that callers tell apart (<errno.h>).
 export const ENOENT = 2;
 export const EINVAL = 22;
@@ -37,6 +40,7 @@ const libc = dlopen("libc.so.6", {
   munmap: { args: ["ptr", "u64"], returns: "i32" },
   msync: { args: ["ptr", "u64", "i32"], returns: "i32" },
   flock: { args: ["i32", "i32"], returns: "i32" },
+  lseek: { args: ["i32", "i64", "i32"], returns: FFIType.i64_fast },
   sysconf: { args: ["i32"], returns: FFIType.i64_fast },
   __errno_location: { args: [], returns: "ptr" },
   strerror: { args: ["i32"], returns: "cstring" },
@@ -91,6 +95,15 @@ export function msync(address: number, length: number, flags: number): number {
 /** Applies or removes an advisory whole-file lock; returns 0, or -1 with errno set. */
 export function flock(fd: number, operation: number): number {
   return libc.symbols.flock(fd, operation);
+}
+
+/**
+ * The size of the file open on `fd` (lseek to its end: one syscall and no allocation, unlike
+ * fstat through `fs`); -1 with errno set on failure. Moves the descriptor's offset, which mmapd
+ * never uses: mapped files are read and written through their mappings.
+ */
+export function fileSize(fd: number): number {
+  return Number(libc.symbols.lseek(fd, 0, SEEK_END));
 }
 
 /** The errno carried by an error thrown by Node's `fs` (which reports it negated), or EINVAL. */

@@ -10,15 +10,28 @@
  *  - every view handed out is detached when its memory goes away (remap, shrink, close), so a
  *    stale reference throws a TypeError instead of touching freed memory.
  * Writes through `view`/`bytes` are the caller's to refuse on a read-only file (`writable`).
+ *
+ * A third hazard is not ours to prevent: another process may shrink the file, and then an access
+ * inside `byteLength` lands past the file's real end. Every mapping is registered with the SIGBUS
+ * guard (sigbus_guard.ts), which absorbs that fault (zeros are read, writes are discarded) and
+ * records it; `sizeChanged` then turns true and stays true until the file is mapped again. The size
+ * on disk is also compared before every resize, so a shrink or growth done outside is never
+ * overwritten by ours.
  */
 import fs from "node:fs";
 import { toArrayBuffer } from "bun:ffi";
 import { CommandError, Errors, fail } from "./errors.ts";
 import {
   EISDIR, EWOULDBLOCK, LOCK_EX, LOCK_NB, LOCK_UN, MAP_SHARED, MS_SYNC, PAGE_SIZE, PROT_READ,
-  PROT_WRITE, errno, errnoOf, flock, mmap, msync, munmap, systemError,
+  PROT_WRITE, errno, errnoOf, fileSize, flock, mmap, msync, munmap, systemError,
 } from "./libc.ts";
 import { cannotOpen, replySafe } from "./paths.ts";
+import { guardMapping, mappingFaulted, releaseMapping } from "./sigbus_guard.ts";
+
+/** The error for every command on a file that changed size outside mmapd. */
+export function changedSizeError(displayPath: string): CommandError {
+  return new CommandError(`ERR file '${replySafe(displayPath)}' changed size outside mmapd; MMAP it again`);
+}
 
 /** What to open and how. */
 export interface MapOptions {
@@ -88,11 +101,19 @@ export class MappedFile {
   at = 0;
   /** How many times the file has been mapped again at a new address (growth past the reservation). */
   remapCount = 0;
+  /**
+   * True once the file is known to have changed size outside mmapd (set by checkFaults and
+   * changedOutside, never cleared): its values can no longer be trusted, so its binding refuses
+   * commands until it is mapped again.
+   */
+  sizeChanged = false;
 
   private fd: number;
   private address: number;
   private mappedLength: number;
   private closed = false;
+  // This mapping's slot in the SIGBUS guard's table, or -1 when unguarded (or nothing is mapped).
+  private guardSlot = -1;
   // The cursor's window: its first file byte, so `at = byteOffset - windowStart`.
   private windowStart = NO_WINDOW;
   // Windows made so far, by index; created on first use and dropped on remap, shrink and close.
@@ -155,7 +176,9 @@ export class MappedFile {
         address = mmap(mappedLength, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd);
         if (address === -1) throw systemError(`cannot map '${shownPath}'`, errno());
       }
-      return new MappedFile(absPath, opts, fd, byteLength, address === -1 ? 0 : address, mappedLength);
+      const file = new MappedFile(absPath, opts, fd, byteLength, address === -1 ? 0 : address, mappedLength);
+      if (address !== -1) file.guardSlot = guardMapping(address, mappedLength);
+      return file;
     } catch (error) {
       if (address !== -1) munmap(address, mappedLength);
       fs.closeSync(fd); // also releases the lock, if taken
@@ -232,6 +255,8 @@ export class MappedFile {
     if (!Number.isSafeInteger(newCount) || newCount < 0) fail(`invalid value count ${newCount}`);
     const newLength = newCount * this.valueSize;
     if (!Number.isSafeInteger(newLength)) fail(`invalid value count ${newCount}`);
+    // Resizing a file that another process resized would cut or zero-fill its data unseen.
+    if (this.changedOutside()) throw changedSizeError(this.displayPath);
     if (newLength === this.byteLength) return;
 
     if (newLength > this.mappedLength) {
@@ -261,10 +286,24 @@ export class MappedFile {
     }
   }
 
-  /** True if the file's size on disk no longer equals byteLength (it was changed outside mmapd). */
+  /**
+   * True if the file changed size outside mmapd: a fault past its end was absorbed, or its size on
+   * disk no longer equals byteLength. Sets `sizeChanged`. One lseek.
+   */
   changedOutside(): boolean {
     this.checkOpen();
-    return fs.fstatSync(this.fd).size !== this.byteLength;
+    if (this.checkFaults()) return true;
+    if (fileSize(this.fd) !== this.byteLength) this.sizeChanged = true;
+    return this.sizeChanged;
+  }
+
+  /**
+   * True if an access past the file's end was absorbed in this mapping (the file was shrunk
+   * outside mmapd while mapped). Sets `sizeChanged`. No system call: one load from the guard's table.
+   */
+  checkFaults(): boolean {
+    if (!this.sizeChanged && mappingFaulted(this.guardSlot)) this.sizeChanged = true;
+    return this.sizeChanged;
   }
 
   /** Unmaps and closes (releasing the lock); any later use throws. Closing twice does nothing. */
@@ -275,6 +314,8 @@ export class MappedFile {
     this.byteLength = 0;
     this.count = 0;
     this.dropWindows(0);
+    releaseMapping(this.guardSlot);
+    this.guardSlot = -1;
     // munmap fails only for arguments that are not a mapping; these are the ones mmap returned.
     if (this.mappedLength > 0) munmap(this.address, this.mappedLength);
     this.address = 0;
@@ -349,6 +390,9 @@ export class MappedFile {
       throw error;
     }
     this.dropWindows(0);
+    const newSlot = guardMapping(newAddress, newMappedLength);
+    releaseMapping(this.guardSlot);
+    this.guardSlot = newSlot;
     munmap(this.address, this.mappedLength);
     this.address = newAddress;
     this.mappedLength = newMappedLength;

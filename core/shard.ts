@@ -9,6 +9,8 @@ import type { ArgList } from "./args.ts";
 import { argEquals } from "./args.ts";
 import { Errors, CommandError } from "./errors.ts";
 import type { MappedFile } from "./mapped_file.ts";
+import { changedSizeError } from "./mapped_file.ts";
+import { sigbusFaultCount } from "./sigbus_guard.ts";
 import type { ValueType } from "./value_types.ts";
 import type { ReplyWriter } from "../protocol/reply_writer.ts";
 
@@ -78,6 +80,8 @@ export class Shard {
   readonly dirty = new Set<Binding>();
   private lastKeyBytes = new Uint8Array(0);
   private lastBinding: Binding | undefined;
+  // The SIGBUS guard's process-wide fault count when this shard last looked (see absorbFaults).
+  private faultsSeen = sigbusFaultCount();
 
   constructor(readonly options: ShardOptions) {}
 
@@ -100,10 +104,11 @@ export class Shard {
     return binding;
   }
 
-  /** The binding of argument i, or the "You must do MMAP first" error. */
+  /** The binding of argument i, or the "You must do MMAP first" error (or the file changed size outside). */
   get(a: ArgList, i: number): Binding {
     const b = this.find(a, i);
     if (b === undefined) throw new CommandError(Errors.notMapped);
+    if (b.file.sizeChanged) throw changedSizeError(b.displayPath);
     return b;
   }
 
@@ -180,6 +185,21 @@ export class Shard {
       w.length = mark;
       if (e instanceof CommandError) w.error(e.reply);
       else w.error("ERR internal error: " + (e instanceof Error ? e.message : String(e)));
+    }
+    if (sigbusFaultCount() !== this.faultsSeen) this.absorbFaults(w, mark);
+  }
+
+  /**
+   * Some thread's mapping was hit past its file's end (another process shrank the file). If it was
+   * one of this shard's, it happened during the command just run, which read zeros or lost writes:
+   * its reply becomes the changed-size error, and the binding refuses commands from now on.
+   */
+  private absorbFaults(w: ReplyWriter, mark: number): void {
+    this.faultsSeen = sigbusFaultCount();
+    for (const b of this.bindings.values()) {
+      if (b.file.sizeChanged || !b.file.checkFaults()) continue;
+      w.length = mark;
+      w.error(changedSizeError(b.displayPath).reply);
     }
   }
 }

@@ -49,16 +49,13 @@ export function formatFloat32(x: number): string {
     // Candidates are mantissa × 10^scale with `precision` significant digits.
     const scale = exponent - precision + 1;
     const mantissa = nearestMantissa(magnitude, scale);
-    // The nearest such decimal usually reads back; when it falls just outside the float's
-    // rounding interval (uneven at powers of two), its neighbour on the far side may not.
     if (Math.fround(decimalValue(mantissa, scale)) === magnitude) {
       return layoutDecimal(negative, mantissa, scale);
     }
+    // At a power of two the float's rounding interval is half as wide below as above: the
+    // nearest decimal may miss the narrow lower half while the next one up lies in the upper.
     if (Math.fround(decimalValue(mantissa + 1, scale)) === magnitude) {
       return layoutDecimal(negative, mantissa + 1, scale);
-    }
-    if (mantissa > 1 && Math.fround(decimalValue(mantissa - 1, scale)) === magnitude) {
-      return layoutDecimal(negative, mantissa - 1, scale);
     }
   }
   // Nine significant digits always identify a float32, so the loop has returned already.

@@ -463,7 +463,7 @@ export class RequestParser {
       const lf = chunk.indexOf(LF, from);
       count = lf < 0 ? available : lf + 1 - from;
     } else if (this.scanPos < this.assemblyLength) {
-      count = 0; // the CR is here; only the byte after it is missing
+      count = 1; // the CR is here; only the byte after it is missing
     } else {
       const cr = chunk.indexOf(CR, from);
       count = cr < 0 ? available : Math.min(available, cr + 2 - from);

@@ -96,7 +96,14 @@ export class MmapdServer {
           server.onOpen(socket);
         },
         data(socket, data) {
-          server.onData(socket.data, data);
+          try {
+            server.onData(socket.data, data);
+          } catch (e) {
+            // A bug while serving one client must not take the others down: drop that client.
+            log("warning", `Internal error serving client ${socket.data?.address}: ${(e as Error).stack ?? e}; closing it`);
+            socket.terminate();
+            server.onClose(socket.data);
+          }
         },
         drain(socket) {
           socket.data?.drainBacklog();
@@ -181,7 +188,8 @@ export class MmapdServer {
     this.connections.set(id, conn);
   }
 
-  private onClose(conn: Connection | undefined): void {
+  /** Forgets a closed connection (called by the listener). */
+  onClose(conn: Connection | undefined): void {
     if (conn === undefined || conn.closed) return;
     conn.closed = true;
     this.connections.delete(conn.id);
@@ -189,7 +197,8 @@ export class MmapdServer {
   }
 
   /** Parses and runs every whole command in a socket read, then publishes to the shards once. */
-  private onData(conn: Connection | undefined, data: Uint8Array): void {
+  /** Handles one socket read (called by the listener). */
+  onData(conn: Connection | undefined, data: Uint8Array): void {
     if (conn === undefined || conn.closed || conn.closeAfterReplies) return;
     conn.lastActive = Date.now();
     const parser = conn.parser;
@@ -472,10 +481,34 @@ export class MmapdServer {
       if (error !== null) log("warning", `Flushing files at shutdown: ${error}`);
       this.registry.close();
       this.pool.stop();
-      log("notice", "mmapd is now ready to exit, bye bye...");
-      // Give the sockets a moment to hand over the last replies.
-      setTimeout(() => process.exit(code), 20);
+      this.exitAfterReplies(code);
     });
+  }
+
+  /**
+   * Exits once every client has taken the replies it is owed (each connection is closed as it
+   * drains), or after SHUTDOWN_DRAIN_MS if a client stops reading. No reply is produced any more:
+   * the shards have answered everything sent before the final flush.
+   */
+  private exitAfterReplies(code: number): void {
+    const deadline = Date.now() + SHUTDOWN_DRAIN_MS;
+    const poll = () => {
+      let pending = 0;
+      for (const conn of [...this.connections.values()]) {
+        conn.flush(Number.MAX_SAFE_INTEGER);
+        if (conn.unsent > 0) pending++;
+        else conn.socket.end();
+      }
+      if (pending > 0 && Date.now() < deadline) {
+        setTimeout(poll, 10);
+        return;
+      }
+      if (pending > 0) log("warning", `${pending} clients did not read their last replies`);
+      log("notice", "mmapd is now ready to exit, bye bye...");
+      // Give the sockets a moment to hand over the last bytes.
+      setTimeout(() => process.exit(code), 20);
+    };
+    poll();
   }
 
   /** The version string INFO and HELLO report. */
@@ -488,6 +521,9 @@ export class MmapdServer {
     return path.join(this.dataDir, "bindings.log");
   }
 }
+
+/** How long shutdown waits for clients to read the replies they are owed. */
+const SHUTDOWN_DRAIN_MS = 5000;
 
 const FLUSH_ARGS = Args.of("_flush");
 /** Sequence number of the server's own `_flush` requests (its `_bind` restores use 0). */

@@ -17,6 +17,7 @@ const TAIL = 1; // next byte the consumer reads (only the consumer stores it)
 const SIGNAL = 2; // bumped by the producer after publishing
 const SLEEPING = 3; // 1 while the consumer waits for records
 const SPACE = 4; // bumped by the consumer after freeing space
+const SPACE_WAITING = 5; // 1 while the producer waits for space
 const HEADER_WORDS = 16; // a cache line and more, so the data starts apart from the counters
 const WRAP = -1;
 
@@ -42,6 +43,17 @@ export class Ring {
   /** The largest payload a record can carry (bigger ones travel another way). */
   get maxPayload(): number {
     return (this.capacity >> 1) - 8;
+  }
+
+  /** Copies src[start, end) to data at `at`: a plain loop for short runs, which beats making a subarray. */
+  copyIn(at: number, src: Uint8Array, start: number, end: number): void {
+    const len = end - start;
+    if (len > 64) {
+      this.data.set(src.subarray(start, end), at);
+      return;
+    }
+    const data = this.data;
+    for (let k = 0; k < len; k++) data[at + k] = src[start + k];
   }
 
   // ---- producer side ----
@@ -88,7 +100,9 @@ export class Ring {
 
   /** Blocks (worker threads only) until the consumer frees space or `timeoutMs` passes. */
   waitForSpace(seen: number, timeoutMs: number): void {
+    Atomics.store(this.header, SPACE_WAITING, 1);
     Atomics.wait(this.header, SPACE, seen, timeoutMs);
+    Atomics.store(this.header, SPACE_WAITING, 0);
   }
 
   // ---- consumer side ----
@@ -128,7 +142,8 @@ export class Ring {
     Atomics.store(this.header, TAIL, this.readAt);
     this.readAt = -1;
     Atomics.add(this.header, SPACE, 1);
-    Atomics.notify(this.header, SPACE);
+    // A notify costs a lock even with no waiter: only when the producer said it waits.
+    if (Atomics.load(this.header, SPACE_WAITING) !== 0) Atomics.notify(this.header, SPACE);
   }
 
   /** The signal counter's value, read before the last check for records (see the class comment). */

@@ -9,6 +9,7 @@
 import { Worker } from "node:worker_threads";
 import type { ArgList } from "../core/args.ts";
 import type { CatalogEvent } from "../core/shard.ts";
+import { sigbusGuardHandle } from "../core/sigbus_guard.ts";
 import { Ring } from "./ring.ts";
 import type { FsyncPolicy, ShardMessage, ShardWorkerConfig } from "./wire.ts";
 import { FLAG_OUT_OF_BAND, KIND_EVENT, KIND_OUT_OF_BAND, KIND_REPLY, REPLY_HEADER_WORDS, REQUEST_HEADER_WORDS } from "./wire.ts";
@@ -120,6 +121,7 @@ export class ShardPool {
       fsync: this.fsync,
       requests: host.requests.sab,
       replies: host.replies.sab,
+      sigbusGuard: sigbusGuardHandle(),
     };
     const worker = new Worker(new URL("./shard_worker.ts", import.meta.url), { workerData: config });
     host.worker = worker;
@@ -176,7 +178,12 @@ export class ShardPool {
       replies.setSleeping(true);
       if (replies.hasRecords()) {
         replies.setSleeping(false);
-        this.drain(host, replies);
+        try {
+          this.drain(host, replies);
+        } catch (e) {
+          // Keep the shard's replies flowing even if delivering one of them hit a bug.
+          console.error(`mmapd: internal error delivering replies of shard ${index}:`, e);
+        }
         queueMicrotask(arm);
         return;
       }
@@ -259,7 +266,8 @@ export class ShardPool {
       const i = indices === null ? k : indices[k];
       const len = a.argEnd[i] - a.argStart[i];
       words[w + REQUEST_HEADER_WORDS + k] = len;
-      target.set(a.buf.subarray(a.argStart[i], a.argEnd[i]), p);
+      if (target === ring.data) ring.copyIn(p, a.buf, a.argStart[i], a.argEnd[i]);
+      else target.set(a.buf.subarray(a.argStart[i], a.argEnd[i]), p);
       p += len;
     }
     host.trackSent(conn, seq);

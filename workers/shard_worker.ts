@@ -10,6 +10,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { Args } from "../core/args.ts";
 import { SHARD_COMMANDS } from "../core/commands.ts";
 import { Shard } from "../core/shard.ts";
+import { adoptSigbusGuard } from "../core/sigbus_guard.ts";
 import type { CatalogEvent } from "../core/shard.ts";
 import { ReplyWriter } from "../protocol/reply_writer.ts";
 import { Ring } from "./ring.ts";
@@ -17,6 +18,8 @@ import type { FsyncPolicy, ShardMessage, ShardWorkerConfig } from "./wire.ts";
 import { FLAG_OUT_OF_BAND, KIND_EVENT, KIND_OUT_OF_BAND, KIND_REPLY, REPLY_HEADER_WORDS, REQUEST_HEADER_WORDS } from "./wire.ts";
 
 const config = workerData as ShardWorkerConfig;
+// Before any file is mapped: the guard must know every mapping of this thread.
+if (config.sigbusGuard !== null) adoptSigbusGuard(config.sigbusGuard);
 const requests = new Ring(config.requests);
 const replies = new Ring(config.replies);
 let fsyncPolicy: FsyncPolicy = config.fsync;
@@ -67,7 +70,7 @@ function putReply(conn: number, seq: number, kind: number, bytes: Uint8Array, le
   replies.words[w] = conn;
   replies.words[w + 1] = seq;
   replies.words[w + 2] = kind;
-  replies.data.set(length === bytes.length ? bytes : bytes.subarray(0, length), at + REPLY_HEADER_WORDS * 4);
+  replies.copyIn(at + REPLY_HEADER_WORDS * 4, bytes, 0, length);
 }
 
 /** Sends catalog events ahead of the reply that caused them. */

@@ -8,6 +8,8 @@
  *   [0] connection id  [1] sequence number  [2] kind  then, for REPLY, the RESP bytes.
  */
 
+import type { SigbusGuardHandle } from "../core/sigbus_guard.ts";
+
 export const REQUEST_HEADER_WORDS = 4;
 export const REPLY_HEADER_WORDS = 3;
 
@@ -33,6 +35,8 @@ export interface ShardWorkerConfig {
   fsync: FsyncPolicy;
   requests: SharedArrayBuffer;
   replies: SharedArrayBuffer;
+  /** The process's SIGBUS guard, installed by the main thread (null: files are mapped unguarded). */
+  sigbusGuard: SigbusGuardHandle | null;
 }
 
 export type FsyncPolicy = "always" | "everysec" | "no";

@@ -60,8 +60,10 @@ export function bindFile(shard: Shard, spec: BindSpec, create: boolean): Binding
   const absPath = resolveDataPath(shard.options.dataDir, spec.path, shard.options.allowAnyPath);
   const existing = shard.bindings.get(spec.key);
   if (existing !== undefined) {
-    if (existing.absPath === absPath) return existing;
-    fail("It is already mapped on another file");
+    if (existing.absPath !== absPath) fail("It is already mapped on another file");
+    // Same file: nothing changes, unless another process resized it; then it is mapped anew.
+    if (!existing.file.changedOutside()) return existing;
+    shard.unbind(spec.key);
   }
   for (const other of shard.bindings.values()) {
     if (other.absPath === absPath && other.writable) {
