@@ -2,14 +2,16 @@
  * Every command a shard runs, as one table. Adding a command means one entry in its family's file.
  */
 import { CommandIndex } from "./command_index.ts";
+import { analyticsCommands } from "./commands/analytics.ts";
 import { keyspaceCommands } from "./commands/keyspace.ts";
 import { mmapCommand, restoreBindingCommand } from "./commands/mmap.ts";
+import { rawWriteCommands } from "./commands/raw_writes.ts";
 import { readCommands } from "./commands/read.ts";
 import { writeCommands } from "./commands/write.ts";
 import type { ShardCommand } from "./shard.ts";
 
 /** Shard commands in a fixed order: a command's position is its id on the wire between threads. */
-export const SHARD_COMMANDS: readonly ShardCommand[] = [mmapCommand, restoreBindingCommand, ...readCommands, ...writeCommands, ...keyspaceCommands];
+export const SHARD_COMMANDS: readonly ShardCommand[] = [mmapCommand, restoreBindingCommand, ...readCommands, ...writeCommands, ...keyspaceCommands, ...analyticsCommands, ...rawWriteCommands];
 
 /** The shard commands by name. */
 export const SHARD_COMMAND_INDEX = new CommandIndex(SHARD_COMMANDS);

@@ -2,14 +2,20 @@
  * The bindings registry: which key is bound to which file, with type, width and mode, kept
  * durable in the data directory so that bindings survive restarts and crashes.
  *
- * It is an append-only log, `bindings.log`, one record a line: `<crc32 hex> <json>\n`. Records
- * are appended as bindings change and made durable (fdatasync) before the reply that reports the
- * change leaves (`syncIfNeeded`), one sync for all the changes of a batch. At start the log is
- * read, every record whose checksum holds is applied, torn or corrupt lines are reported, and
- * the log is rewritten compactly (temp file, fsync, rename, fsync of the directory).
+ * It is an append-only log, `bindings.log`, one record a line: `<crc32 hex> <json>\n`, the
+ * checksum taken over the JSON's UTF-8 bytes. Records are appended as bindings change and made
+ * durable (fdatasync) before the reply that reports the change leaves (`syncIfNeeded`), one sync
+ * for all the changes of a batch. At start the log is read, every record whose checksum holds is
+ * applied, torn or corrupt lines are reported (and the damaged log is kept aside as
+ * `bindings.log.damaged`), and the log is rewritten compactly (temp file, fsync, rename, fsync of
+ * the directory).
+ *
+ * While a server runs it holds an exclusive lock on the data directory, so a second server on
+ * the same directory cannot interleave its records with ours.
  */
 import fs from "node:fs";
 import path from "node:path";
+import { EWOULDBLOCK, LOCK_EX, LOCK_NB, errno, flock, strerror } from "./libc.ts";
 import type { CatalogEvent } from "./shard.ts";
 
 export interface BindingRecord {
@@ -21,14 +27,41 @@ export interface BindingRecord {
 }
 
 export const REGISTRY_FILE = "bindings.log";
+/** Where a log that had torn or corrupt records is copied before it is rewritten. */
+export const DAMAGED_REGISTRY_FILE = "bindings.log.damaged";
 
-function checksum(text: string): string {
-  return (Bun.hash.crc32(text) >>> 0).toString(16).padStart(8, "0");
+// After a failed write or sync, the next attempt waits this long, so a failing disk does not
+// cost a rewrite of the log per reply.
+const RETRY_MS = 1000;
+
+function checksum(bytes: Uint8Array): string {
+  return (Bun.hash.crc32(bytes) >>> 0).toString(16).padStart(8, "0");
 }
 
-function encodeRecord(event: CatalogEvent): string {
-  const json = JSON.stringify(event);
-  return `${checksum(json)} ${json}\n`;
+/** One log line for `event`, as bytes. */
+export function encodeRecord(event: CatalogEvent): Buffer {
+  const json = Buffer.from(JSON.stringify(event), "utf8");
+  return Buffer.concat([Buffer.from(checksum(json) + " ", "latin1"), json, Buffer.from("\n", "latin1")]);
+}
+
+/** A line of the log (read as latin1, so one char per byte) as an event, or why it is not one. */
+function decodeRecord(line: string): CatalogEvent | "corrupt" | "unreadable" {
+  const m = /^([0-9a-f]{8}) (.*)$/s.exec(line);
+  if (m === null) return "corrupt";
+  const json = Buffer.from(m[2], "latin1");
+  if (checksum(json) !== m[1]) return "corrupt";
+  try {
+    const event = JSON.parse(json.toString("utf8")) as CatalogEvent;
+    return isValidEvent(event) ? event : "unreadable";
+  } catch {
+    return "unreadable";
+  }
+}
+
+function isValidEvent(e: CatalogEvent): boolean {
+  if (e === null || typeof e !== "object" || typeof e.key !== "string") return false;
+  if (e.op === "unbind") return true;
+  return e.op === "bind" && typeof e.path === "string" && typeof e.type === "string" && Number.isInteger(e.size) && e.size > 0 && typeof e.writable === "boolean";
 }
 
 /** What loading found wrong (each a line for the log). */
@@ -37,98 +70,186 @@ export interface LoadReport {
   problems: string[];
 }
 
+/** fsyncs a directory, so that names created or renamed in it are durable. */
+function syncDirectory(dir: string): void {
+  const fd = fs.openSync(dir, "r");
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export class Registry {
   /** The bindings, by key (latin1 strings, as shards use). */
   readonly bindings = new Map<string, BindingRecord>();
   private fd = -1;
+  /** The data directory, opened to hold its lock. */
+  private dirFd = -1;
   private unsynced = false;
   private records = 0;
+  /** Directories in which a bound file may have just been created: synced with the log. */
+  private readonly directoriesToSync = new Set<string>();
+  /** A write or sync failed: the next attempt rewrites the whole log (not before `retryAt`). */
+  private failing = false;
+  private retryAt = 0;
 
-  constructor(readonly dir: string) {}
+  /** `warn` receives a line for the server log when writing the log fails, and when it recovers. */
+  constructor(
+    readonly dir: string,
+    private readonly warn: (message: string) => void = () => {},
+  ) {}
 
   get file(): string {
     return path.join(this.dir, REGISTRY_FILE);
   }
 
-  /** Reads the log (keeping every intact record), rewrites it compactly, and opens it for appending. */
+  /**
+   * Locks the data directory, reads the log (keeping every intact record), rewrites it compactly
+   * and opens it for appending. Throws if another process holds the directory or the log exists
+   * but cannot be read (starting empty would then overwrite it).
+   */
   load(): LoadReport {
+    this.lockDirectory();
     const report: LoadReport = { records: 0, problems: [] };
     let text = "";
     try {
       text = fs.readFileSync(this.file, "latin1");
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT") report.problems.push(`cannot read ${this.file}: ${(e as Error).message}`);
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new Error(`cannot read ${this.file}: ${(e as Error).message}`);
     }
     const lines = text.split("\n");
-    const tail = lines.pop()!; // after the last newline: empty, or a torn record
-    if (tail !== "") report.problems.push(`torn record at the end of ${REGISTRY_FILE} (${tail.length} bytes) ignored`);
+    // After the last newline: empty, or a record cut short (a crash while appending). A record
+    // that only lost its newline is whole, and kept.
+    const tail = lines.pop()!;
     lines.forEach((line, n) => {
-      const m = /^([0-9a-f]{8}) (.*)$/.exec(line);
-      const json = m?.[2] !== undefined ? Buffer.from(m[2], "latin1").toString("utf8") : undefined;
-      if (m === null || json === undefined || checksum(json) !== m[1]) {
-        report.problems.push(`corrupt record on line ${n + 1} of ${REGISTRY_FILE} ignored`);
-        return;
-      }
-      try {
-        this.apply(JSON.parse(json) as CatalogEvent);
+      const event = decodeRecord(line);
+      if (typeof event === "string") report.problems.push(`${event} record on line ${n + 1} of ${REGISTRY_FILE} (${line.length} bytes) ignored`);
+      else {
+        this.apply(event);
         report.records++;
-      } catch {
-        report.problems.push(`unreadable record on line ${n + 1} of ${REGISTRY_FILE} ignored`);
       }
     });
+    if (tail !== "") {
+      const event = decodeRecord(tail);
+      if (typeof event === "string") report.problems.push(`torn record at the end of ${REGISTRY_FILE} (${tail.length} bytes) ignored`);
+      else {
+        this.apply(event);
+        report.records++;
+      }
+    }
+    if (report.problems.length > 0) {
+      fs.writeFileSync(path.join(this.dir, DAMAGED_REGISTRY_FILE), Buffer.from(text, "latin1"));
+      report.problems.push(`the log as found was kept as ${DAMAGED_REGISTRY_FILE}`);
+    }
     this.compact();
     return report;
   }
 
-  private apply(event: CatalogEvent): void {
-    if (event.op === "bind") {
-      if (typeof event.key !== "string" || typeof event.path !== "string" || typeof event.type !== "string") throw new Error("bad record");
-      this.bindings.set(event.key, { key: event.key, path: event.path, type: event.type, size: event.size, writable: event.writable });
-    } else if (event.op === "unbind") this.bindings.delete(event.key);
-    else throw new Error("bad record");
+  /** Takes the data directory's lock for as long as the registry is open. */
+  private lockDirectory(): void {
+    if (this.dirFd >= 0) return;
+    const fd = fs.openSync(this.dir, "r");
+    if (flock(fd, LOCK_EX | LOCK_NB) !== 0) {
+      const code = errno();
+      fs.closeSync(fd);
+      if (code === EWOULDBLOCK) throw new Error(`the data directory ${this.dir} is in use by another mmapd process`);
+      throw new Error(`cannot lock the data directory ${this.dir}: ${strerror(code)}`);
+    }
+    this.dirFd = fd;
   }
 
-  /** Records a change; durable after the next `syncIfNeeded()`. */
-  record(event: CatalogEvent): void {
-    const before = this.bindings.get(event.op === "bind" ? event.key : event.key);
+  private apply(event: CatalogEvent): void {
+    if (event.op === "bind") this.bindings.set(event.key, { key: event.key, path: event.path, type: event.type, size: event.size, writable: event.writable });
+    else this.bindings.delete(event.key);
+  }
+
+  /**
+   * Records a change; durable after the next `syncIfNeeded()`. Returns false when it changed
+   * nothing (a binding restored as it was), so nothing was appended.
+   */
+  record(event: CatalogEvent): boolean {
+    const before = this.bindings.get(event.key);
+    if (event.op === "bind" && before !== undefined && before.path === event.path && before.type === event.type && before.size === event.size && before.writable === event.writable) return false;
+    if (event.op === "unbind" && before === undefined) return false;
     this.apply(event);
-    if (event.op === "bind" && before !== undefined && before.path === event.path && before.type === event.type && before.size === event.size && before.writable === event.writable) return;
-    fs.writeSync(this.fd, Buffer.from(encodeRecord(event), "utf8"));
     this.unsynced = true;
     this.records++;
+    // Once a write has failed the log is rewritten whole at the next sync; appending meanwhile
+    // could leave a record after a torn one.
+    if (!this.failing) {
+      try {
+        fs.writeSync(this.fd, encodeRecord(event));
+      } catch (e) {
+        this.fail(e);
+      }
+    }
+    return true;
   }
 
-  /** Makes every recorded change durable; called before a reply that follows a change leaves. */
-  syncIfNeeded(): void {
-    if (!this.unsynced) return;
-    fs.fdatasyncSync(this.fd);
+  /** Syncs `dir` with the next `syncIfNeeded()` (a bound file was created in it). */
+  syncDirectoryLater(dir: string): void {
+    this.directoriesToSync.add(dir);
+    this.unsynced = true;
+  }
+
+  /**
+   * Makes every recorded change durable; called before a reply that follows a change leaves.
+   * Returns false if it could not (the failure is reported through `warn` and retried later).
+   */
+  syncIfNeeded(): boolean {
+    if (!this.unsynced) return true;
+    if (this.failing && performance.now() < this.retryAt) return false;
+    try {
+      if (this.failing || this.records > 2 * this.bindings.size + 1000) this.compact();
+      else fs.fdatasyncSync(this.fd);
+      for (const dir of this.directoriesToSync) syncDirectory(dir);
+      this.directoriesToSync.clear();
+    } catch (e) {
+      this.fail(e);
+      return false;
+    }
+    if (this.failing) this.warn(`${REGISTRY_FILE} is written again`);
+    this.failing = false;
     this.unsynced = false;
-    if (this.records > 2 * this.bindings.size + 1000) this.compact();
+    return true;
+  }
+
+  private fail(e: unknown): void {
+    if (!this.failing) this.warn(`cannot write ${this.file}: ${(e as Error).message}; binding changes are not durable until it can`);
+    this.failing = true;
+    this.retryAt = performance.now() + RETRY_MS;
   }
 
   /** Rewrites the log with only the live bindings, atomically, and reopens it for appending. */
   compact(): void {
     const temp = this.file + ".tmp";
-    const body = [...this.bindings.values()].map((b) => encodeRecord({ op: "bind", ...b })).join("");
+    const body = Buffer.concat([...this.bindings.values()].map((b) => encodeRecord({ op: "bind", ...b })));
     const fd = fs.openSync(temp, "w", 0o644);
-    fs.writeSync(fd, Buffer.from(body, "utf8"));
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
+    try {
+      fs.writeSync(fd, body);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
     fs.renameSync(temp, this.file);
-    const dirFd = fs.openSync(this.dir, "r");
-    fs.fsyncSync(dirFd);
-    fs.closeSync(dirFd);
+    syncDirectory(this.dir);
     if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
     this.fd = fs.openSync(this.file, "a", 0o644);
     this.records = this.bindings.size;
-    this.unsynced = false;
   }
 
-  /** Syncs and closes the log. */
+  /** Syncs and closes the log, and releases the data directory. */
   close(): void {
-    if (this.fd < 0) return;
-    this.syncIfNeeded();
-    fs.closeSync(this.fd);
-    this.fd = -1;
+    if (this.fd >= 0) {
+      this.syncIfNeeded();
+      fs.closeSync(this.fd);
+      this.fd = -1;
+    }
+    if (this.dirFd >= 0) {
+      fs.closeSync(this.dirFd);
+      this.dirFd = -1;
+    }
   }
 }

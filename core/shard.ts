@@ -164,6 +164,15 @@ export class Shard {
     return n;
   }
 
+  /**
+   * Compares each bound file's size on disk with its mapping's (one lseek each) and marks those
+   * resized outside mmapd. A shrink inside the last page, or a growth, raises no fault, so without
+   * this a binding would serve zeros or a stale count until its next resize or MMAP.
+   */
+  checkFileSizes(): void {
+    for (const b of this.bindings.values()) if (!b.file.sizeChanged) b.file.changedOutside();
+  }
+
   /** Unmaps every file (shutdown). */
   closeAll(): void {
     this.flushDirty();

@@ -113,13 +113,21 @@ int guard_install(void) {
   return 0;
 }
 
+/* Where the next claim starts looking: just past the last slot claimed. A hint only, so races on
+   it cost a longer search, never a wrong answer. */
+static volatile int32_t next_free;
+
 /* Registers the mapping [start, start + length); returns its slot, or -1 if the table is full. */
 int32_t guard_claim(uintptr_t start, uintptr_t length) {
-  for (int32_t slot = 0; slot < GUARD_CAPACITY; slot++) {
+  if (start == 0 || length == 0) return -1;
+  int32_t first = next_free;
+  for (int32_t k = 0; k < GUARD_CAPACITY; k++) {
+    int32_t slot = (first + k) % GUARD_CAPACITY;
     if (guard.start[slot] != 0 || !compare_and_swap(&guard.start[slot], 0, start)) continue;
     /* end is still 0, so no handler matches the slot until it is whole. */
     guard.slot_faults[slot] = 0;
     guard.end[slot] = start + length;
+    next_free = (slot + 1) % GUARD_CAPACITY;
     return slot;
   }
   return -1;

@@ -12,6 +12,7 @@ import { SHARD_COMMANDS, SHARD_COMMAND_INDEX, shardCommandId } from "../core/com
 import { CommandError, Errors } from "../core/errors.ts";
 import { resolveDataPath } from "../core/paths.ts";
 import { Registry } from "../core/registry.ts";
+import { sigbusGuardStatus } from "../core/sigbus_guard.ts";
 import type { CatalogEvent, ShardCommand } from "../core/shard.ts";
 import { argSlot, hashSlot } from "../core/slots.ts";
 import { ReplyWriter } from "../protocol/reply_writer.ts";
@@ -86,6 +87,8 @@ export class MmapdServer {
     for (const problem of report.problems) log("warning", `Bindings registry: ${problem}`);
     for (const b of this.registry.bindings.values()) this.trackWriter(b.key, b.path, b.writable);
     await this.pool.start();
+    const guard = sigbusGuardStatus();
+    if (guard !== "on") log("warning", `SIGBUS guard ${guard}: a bound file shrunk by another process can crash the server`);
     await this.restoresDone;
     const server = this;
     this.listener = Bun.listen<Connection>({
@@ -223,7 +226,7 @@ export class MmapdServer {
       this.onClose(conn);
       return;
     }
-    this.pool.publishAll();
+    this.pool.publishSoon();
     this.flushConnection(conn);
     // Bound the replies a client may have outstanding: stop reading until they are written.
     if (!conn.paused && (conn.owed > 100_000 || conn.backlog !== null)) {

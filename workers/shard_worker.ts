@@ -128,8 +128,19 @@ function flushIfDue(): void {
   shard.flushDirty();
 }
 
+let lastSizeCheck = performance.now();
+
+/** Once a second, before a batch: notices files resized outside mmapd even where no fault tells. */
+function checkSizesIfDue(): void {
+  const now = performance.now();
+  if (now - lastSizeCheck < 1000) return;
+  lastSizeCheck = now;
+  shard.checkFileSizes();
+}
+
 async function loop(): Promise<never> {
   for (;;) {
+    checkSizesIfDue();
     let ran = 0;
     for (let at = requests.next(); at >= 0; at = requests.next()) {
       const w = at >> 2;

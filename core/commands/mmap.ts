@@ -40,7 +40,8 @@ export function parseMmapArgs(a: ArgList, key: string): BindSpec {
     if (argIs(a, i, "writable") && !writable) writable = true;
     else if (size < 0 && !argIs(a, i, "writable")) {
       size = argInt(a, i);
-      if (size !== size) fail("invalid value_size");
+      // A negative size is no size at all: refused, not taken as "size not given".
+      if (!(size >= 0)) fail("invalid value_size");
     } else throw new CommandError(Errors.syntax);
   }
   let width = type.width;

@@ -193,6 +193,18 @@ describe("connection commands", () => {
     }
   });
 
+  test("HELLO refuses bad versions and options", async () => {
+    await withClient(server.port, async (c) => {
+      expect(await ask(c, "HELLO", "three")).toBe("-ERR Protocol version is not an integer or out of range\r\n");
+      expect(await ask(c, "HELLO", "1")).toBe("-NOPROTO unsupported protocol version\r\n");
+      expect(await ask(c, "HELLO", "3", "FAST")).toBe("-ERR Syntax error in HELLO option 'FAST'\r\n");
+      // None of these switched the protocol.
+      expect(await ask(c, "CLIENT", "GETNAME")).toBe("$-1\r\n");
+      expect((await ask(c, "HELLO", "2", "SETNAME", "hello-name")).startsWith("*14\r\n")).toBe(true);
+      expect(await ask(c, "CLIENT", "GETNAME")).toBe("$10\r\nhello-name\r\n");
+    });
+  });
+
   test("QUIT answers +OK and closes; nothing after it runs", async () => {
     await withClient(server.port, async (c) => {
       c.write(Buffer.concat([resp("PING"), resp("QUIT"), resp("ECHO", "never")]));
@@ -295,6 +307,31 @@ describe("CONFIG", () => {
       }
       expect(await ask(c, "CONFIG", "GET", "timeout")).toBe("*2\r\n$7\r\ntimeout\r\n$1\r\n0\r\n");
     });
+  });
+
+  test("CONFIG SET timeout closes idle clients, not busy ones", async () => {
+    const idle = await RawClient.connect(server.port);
+    const busy = await RawClient.connect(server.port);
+    try {
+      await withClient(server.port, async (c) => {
+        expect(await ask(c, "CONFIG", "SET", "timeout", "1")).toBe("+OK\r\n");
+        try {
+          const deadline = Date.now() + 5000;
+          while (!idle.closed && Date.now() < deadline) {
+            expect(await ask(busy, "PING")).toBe("+PONG\r\n");
+            expect(await ask(c, "PING")).toBe("+PONG\r\n");
+            await Bun.sleep(100);
+          }
+          expect(idle.closed).toBe(true);
+          expect(busy.closed).toBe(false);
+        } finally {
+          expect(await ask(c, "CONFIG", "SET", "timeout", "0")).toBe("+OK\r\n");
+        }
+      });
+    } finally {
+      idle.close();
+      busy.close();
+    }
   });
 
   test("CONFIG SET refuses immutable, unknown and bad values, and applies nothing on error", async () => {

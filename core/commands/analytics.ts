@@ -1,0 +1,148 @@
+/**
+ * Range and analytics commands (mmapd's own).
+ *
+ *   VRANGE key start stop [RAW]   values start..stop inclusive (LRANGE rules); RAW: one bulk of the raw bytes
+ *   VSTATS key [start stop]       count, sum, min, max, mean, nan_count (NaN skipped; integer sums exact)
+ *   VINFO key                     path, type, size, count, writable, bytes, shard
+ */
+import { argIs } from "../args.ts";
+import { CommandError, Errors, fail } from "../errors.ts";
+import type { Binding, ShardCommand } from "../shard.ts";
+import type { ReplyWriter } from "../../protocol/reply_writer.ts";
+import { rangeArgs } from "./range_args.ts";
+import { replyValue, replyValues } from "./read.ts";
+
+/** Appends bytes [start, end) of the values of `b` as one bulk string, copied straight from the file. */
+function replyRaw(w: ReplyWriter, b: Binding, start: number, end: number): void {
+  const length = (end - start) * b.width;
+  const header = `$${length}\r\n`;
+  w.ensure(header.length + length + 2);
+  for (let k = 0; k < header.length; k++) w.buf[w.length + k] = header.charCodeAt(k);
+  w.length += header.length;
+  if (length > 0) b.file.readInto(start * b.width, length, w.buf, w.length);
+  w.length += length;
+  w.buf[w.length++] = 13;
+  w.buf[w.length++] = 10;
+}
+
+const INTEGER_TYPES = new Set(["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]);
+
+/** Sums values [start, end) of an integer binding exactly: in a double while it is exact, then in BigInt. */
+function exactIntegerSum(b: Binding, start: number, end: number): number | bigint {
+  const file = b.file;
+  const width = b.width;
+  let sum = 0;
+  let i = start;
+  if (width < 8) {
+    for (; i < end && Math.abs(sum) < 2 ** 52; i++) {
+      file.locate(i * width);
+      sum += b.type.toNumber(file.view, file.at);
+    }
+    if (i === end) return sum;
+  }
+  let big = BigInt(sum);
+  const signed = b.type.name !== "uint64";
+  for (; i < end; i++) {
+    file.locate(i * width);
+    if (width === 8) big += signed ? file.view.getBigInt64(file.at, true) : file.view.getBigUint64(file.at, true);
+    else big += BigInt(b.type.toNumber(file.view, file.at));
+  }
+  return big;
+}
+
+export const analyticsCommands: ShardCommand[] = [
+  {
+    name: "vrange",
+    arity: -4,
+    route: "key",
+    run(shard, a, w) {
+      if (a.argc > 5 || (a.argc === 5 && !argIs(a, 4, "raw"))) throw new CommandError(Errors.syntax);
+      const b = shard.get(a, 1);
+      const { start, end } = rangeArgs(a, 2, b.file.count);
+      if (a.argc === 5) replyRaw(w, b, start, end);
+      else replyValues(w, b, start, end);
+    },
+  },
+  {
+    name: "vstats",
+    arity: -2,
+    route: "key",
+    run(shard, a, w) {
+      if (a.argc !== 2 && a.argc !== 4) throw new CommandError(Errors.wrongArity("vstats"));
+      const b = shard.get(a, 1);
+      if (!b.type.numeric) fail("VSTATS needs a numeric type");
+      const { start, end } = a.argc === 4 ? rangeArgs(a, 2, b.file.count) : { start: 0, end: b.file.count };
+      const file = b.file;
+      let count = 0;
+      let nanCount = 0;
+      let sum = 0;
+      let minAt = -1;
+      let maxAt = -1;
+      let min = Infinity;
+      let max = -Infinity;
+      const isInteger = INTEGER_TYPES.has(b.type.name);
+      for (let i = start; i < end; i++) {
+        file.locate(i * b.width);
+        const x = b.type.toNumber(file.view, file.at);
+        if (x !== x) {
+          nanCount++;
+          continue;
+        }
+        count++;
+        if (!isInteger) sum += x;
+        if (minAt < 0 || x < min) {
+          min = x;
+          minAt = i;
+        }
+        if (maxAt < 0 || x > max) {
+          max = x;
+          maxAt = i;
+        }
+      }
+      const exact = isInteger ? exactIntegerSum(b, start, end) : sum;
+      w.map(6);
+      w.bulk("count");
+      w.integer(count);
+      w.bulk("sum");
+      if (typeof exact === "bigint") {
+        if (exact > 2n ** 63n - 1n || exact < -(2n ** 63n)) w.bigNumber(exact.toString());
+        else w.bigint(exact);
+      } else if (isInteger) w.integer(exact);
+      else w.double(exact);
+      w.bulk("min");
+      if (minAt < 0) w.nil();
+      else replyValue(w, b, minAt);
+      w.bulk("max");
+      if (maxAt < 0) w.nil();
+      else replyValue(w, b, maxAt);
+      w.bulk("mean");
+      if (count === 0) w.nil();
+      else w.double(typeof exact === "bigint" ? Number(exact) / count : exact / count);
+      w.bulk("nan_count");
+      w.integer(nanCount);
+    },
+  },
+  {
+    name: "vinfo",
+    arity: 2,
+    route: "key",
+    run(shard, a, w) {
+      const b = shard.get(a, 1);
+      w.map(7);
+      w.bulk("path");
+      w.bulk(b.displayPath);
+      w.bulk("type");
+      w.bulk(b.type.name);
+      w.bulk("size");
+      w.integer(b.width);
+      w.bulk("count");
+      w.integer(b.file.count);
+      w.bulk("writable");
+      w.integer(b.writable ? 1 : 0);
+      w.bulk("bytes");
+      w.integer(b.file.byteLength);
+      w.bulk("shard");
+      w.integer(shard.options.index);
+    },
+  },
+];

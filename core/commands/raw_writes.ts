@@ -1,0 +1,52 @@
+/**
+ * Raw writes (mmapd's own): values given as bytes in the file's own layout, for bulk loads from
+ * numpy (`arr.astype('<f8').tobytes()`) without formatting numbers as text.
+ *
+ *   VADDRAW key bytes            -> number of values appended
+ *   VSETRAW key index bytes      -> number of values written from index on
+ */
+import { argLength } from "../args.ts";
+import { CommandError, Errors, fail } from "../errors.ts";
+import type { Binding, ShardCommand } from "../shard.ts";
+import { indexArg } from "./index_args.ts";
+
+/** The number of values in argument i, whose length must be a multiple of the value size. */
+function rawValueCount(b: Binding, length: number): number {
+  if (length % b.width !== 0) fail(`raw length ${length} is not a multiple of value size ${b.width}`);
+  return length / b.width;
+}
+
+export const rawWriteCommands: ShardCommand[] = [
+  {
+    name: "vaddraw",
+    arity: 3,
+    route: "key",
+    run(shard, a, w) {
+      const b = shard.getWritable(a, 1);
+      const n = rawValueCount(b, argLength(a, 2));
+      const start = b.file.count;
+      if (n > 0) {
+        b.file.resize(start + n);
+        b.file.writeFrom(start * b.width, a.buf, a.argStart[2], a.argEnd[2]);
+        shard.dirty.add(b);
+      }
+      w.integer(n);
+    },
+  },
+  {
+    name: "vsetraw",
+    arity: 4,
+    route: "key",
+    run(shard, a, w) {
+      const b = shard.getWritable(a, 1);
+      const n = rawValueCount(b, argLength(a, 3));
+      const index = indexArg(a, 2, b.file.count);
+      if (index + n > b.file.count) throw new CommandError(Errors.indexOutOfRange);
+      if (n > 0) {
+        b.file.writeFrom(index * b.width, a.buf, a.argStart[3], a.argEnd[3]);
+        shard.dirty.add(b);
+      }
+      w.integer(n);
+    },
+  },
+];
