@@ -72,8 +72,14 @@ function smallInt(spec: IntSpec): ValueType {
     width: spec.width,
     numeric: true,
     encode(a, i, dst, off) {
-      const n = parseSmallInt(a, i);
-      if (n !== n) return argLength(a, i) > 17 && INTEGER_TEXT.test(argString(a, i)) ? rangeError : "ERR value must be integer";
+      let n = parseSmallInt(a, i);
+      if (n !== n) {
+        // Too long for the fast path: an integer all the same (leading zeros, many digits)?
+        const big = argLength(a, i) > 17 ? parseBigInt(a, i) : null;
+        if (big === null) return "ERR value must be integer";
+        if (big < BigInt(spec.min) || big > BigInt(spec.max)) return rangeError;
+        n = Number(big);
+      }
       if (n < spec.min || n > spec.max) return rangeError;
       spec.set(dst, off, n);
       return null;

@@ -16,6 +16,7 @@ import { sigbusGuardStatus } from "../core/sigbus_guard.ts";
 import type { CatalogEvent, ShardCommand } from "../core/shard.ts";
 import { argSlot, hashSlot } from "../core/slots.ts";
 import { ReplyWriter } from "../protocol/reply_writer.ts";
+import { releaseOrphanedFiles } from "../workers/orphaned_files.ts";
 import { ShardPool } from "../workers/shard_pool.ts";
 import type { Config } from "./config.ts";
 import { VERSION } from "./config.ts";
@@ -64,7 +65,7 @@ export class MmapdServer {
   constructor(readonly config: Config) {
     fs.mkdirSync(config.dir, { recursive: true });
     this.dataDir = fs.realpathSync(config.dir);
-    this.registry = new Registry(this.dataDir);
+    this.registry = new Registry(this.dataDir, (message) => log("warning", `Bindings registry: ${message}`));
     this.pool = new ShardPool(
       { count: config.workers, dataDir: this.dataDir, allowAnyPath: config.allowAnyPath, fsync: config.fsync, ringBytes: config.ringBytes },
       {
@@ -74,6 +75,7 @@ export class MmapdServer {
         shardRestarted: (shard, reason) => {
           this.stats.shardRestarts++;
           log("warning", `Shard ${shard} worker died (${reason}); restarting it with its bindings`);
+          this.releaseFilesOf(shard);
         },
       },
       (shard) => this.restoreRequests(shard),
@@ -337,6 +339,7 @@ export class MmapdServer {
     const shards = this.config.workers;
     const id = shardCommandId.get(command)!;
     const proto = conn.out.proto;
+    if (this.stats.bindingsFailed.size > 0) this.forgetFailedBindings(command, a);
     switch (command.route) {
       case "key": {
         if (command.name === "mmap" && !this.checkMmap(conn, a)) return;
@@ -401,10 +404,11 @@ export class MmapdServer {
       this.replyNow(conn, (w) => w.error(e.reply));
       return false;
     }
-    const key = argString(a, 1);
+    // Keys are latin1 strings everywhere (any bytes round-trip), as the shards and the registry keep them.
+    const key = Buffer.from(a.buf.buffer, a.buf.byteOffset + a.argStart[1], a.argEnd[1] - a.argStart[1]).toString("latin1");
     const writer = this.writers.get(abs);
     if (writer !== undefined && writer !== key) {
-      this.replyNow(conn, (w) => w.error(`ERR file is already bound writable to key '${writer}'`));
+      this.replyNow(conn, (w) => w.error(`ERR file is already bound writable to key '${Buffer.from(writer, "latin1").toString("utf8")}'`));
       return false;
     }
     return true;
@@ -424,8 +428,60 @@ export class MmapdServer {
     if (event.op === "unbind") {
       const b = this.registry.bindings.get(event.key);
       if (b?.writable) for (const [p, k] of this.writers) if (k === event.key) this.writers.delete(p);
-    } else this.trackWriter(event.key, event.path, event.writable);
-    this.registry.record(event);
+    } else {
+      this.trackWriter(event.key, event.path, event.writable);
+      this.stats.bindingsFailed.delete(event.key);
+    }
+    // A writable MMAP may have created its file: the file's name must be as durable as the record.
+    if (this.registry.record(event) && event.op === "bind" && event.writable) {
+      const abs = this.absolutePath(event.path);
+      if (abs !== null) this.registry.syncDirectoryLater(path.dirname(abs));
+    }
+  }
+
+  /** The absolute path a binding's file resolves to now, or null if it no longer resolves. */
+  private absolutePath(given: string): string | null {
+    try {
+      return resolveDataPath(this.dataDir, given, this.config.allowAnyPath);
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * A shard's worker died: closes the descriptors it left open on its writable files (syncing
+   * them first), so that their locks are free for the worker that restores its bindings.
+   */
+  private releaseFilesOf(shard: number): void {
+    const paths: string[] = [];
+    for (const b of this.registry.bindings.values()) {
+      if (!b.writable || this.shardOfKey(b.key) !== shard) continue;
+      const abs = this.absolutePath(b.path);
+      if (abs !== null) paths.push(abs);
+    }
+    const report = releaseOrphanedFiles(paths);
+    for (const failure of report.syncFailures) log("warning", `Shard ${shard}: syncing a file left by the dead worker failed: ${failure}`);
+    log("verbose", `Shard ${shard}: closed ${report.closed} files left open by the dead worker`);
+  }
+
+  private shardOfKey(key: string): number {
+    const bytes = Buffer.from(key, "latin1");
+    return hashSlot(bytes, 0, bytes.length) % this.config.workers;
+  }
+
+  /**
+   * DEL, UNLINK, FLUSHDB and FLUSHALL also forget bindings whose restore failed (their file went
+   * missing): no shard holds them, so no shard reports them unbound.
+   */
+  private forgetFailedBindings(command: ShardCommand, a: ArgList): void {
+    const all = command.name === "flushall" || command.name === "flushdb";
+    if (!all && command.name !== "del" && command.name !== "unlink") return;
+    const keys = all ? [...this.stats.bindingsFailed.keys()] : Array.from({ length: a.argc - 1 }, (_, i) => keyArg(a, i + 1));
+    for (const key of keys) {
+      if (!this.stats.bindingsFailed.delete(key)) continue;
+      this.onCatalog({ op: "unbind", key });
+      log("notice", `Forgot the binding of key '${key}', whose file could not be bound at start`);
+    }
   }
 
   // ---- idle clients, shutdown ----
@@ -461,7 +517,7 @@ export class MmapdServer {
     this.flushWaiters.push((reply) => {
       if (reply.startsWith("-")) failure = reply.slice(1).trim();
       if (--left === 0) {
-        this.registry.syncIfNeeded();
+        if (!this.registry.syncIfNeeded()) failure ??= `cannot write ${this.registryFile}`;
         this.stats.lastSave = Math.floor(Date.now() / 1000);
         done(failure);
       }
@@ -479,7 +535,14 @@ export class MmapdServer {
     this.shuttingDown = true;
     log("warning", `User requested ${reason}...`);
     this.listener?.stop(false);
+    // No command is read any more, so none runs after the final flush below.
+    for (const conn of this.connections.values()) conn.closeAfterReplies = true;
     for (const conn of this.connections.values()) conn.flush(Number.MAX_SAFE_INTEGER);
+    // A shard that never answers the final flush must not keep the process alive forever.
+    setTimeout(() => {
+      log("warning", `Shards did not confirm the final flush within ${SHUTDOWN_FLUSH_MS} ms; exiting anyway`);
+      process.exit(1);
+    }, SHUTDOWN_FLUSH_MS).unref();
     this.flushEverything((error) => {
       if (error !== null) log("warning", `Flushing files at shutdown: ${error}`);
       this.registry.close();
@@ -527,6 +590,8 @@ export class MmapdServer {
 
 /** How long shutdown waits for clients to read the replies they are owed. */
 const SHUTDOWN_DRAIN_MS = 5000;
+/** How long shutdown waits for the shards to confirm their final flush. */
+const SHUTDOWN_FLUSH_MS = 30_000;
 
 const FLUSH_ARGS = Args.of("_flush");
 /** Sequence number of the server's own `_flush` requests (its `_bind` restores use 0). */
@@ -546,6 +611,11 @@ class FlushWaiters {
     head.cb(reply);
     return true;
   }
+}
+
+/** Argument `i` as a key: a latin1 string, so that any bytes round-trip (as shards and the registry keep keys). */
+function keyArg(a: ArgList, i: number): string {
+  return Buffer.from(a.buf.buffer, a.buf.byteOffset + a.argStart[i], a.argEnd[i] - a.argStart[i]).toString("latin1");
 }
 
 /** Redis's unknown-command error: the name, then the first arguments quoted, up to 128 bytes in all. */

@@ -157,13 +157,16 @@ export class ShardPool {
   private restart(index: number, host: ShardHost, reason: string): void {
     // Replies the worker published before dying are still valid: deliver them first.
     this.drain(host, host.replies);
-    const error = new TextEncoder().encode(`-ERR shard ${index} restarted (${reason}); command not executed or not acknowledged\r\n`);
+    const errorText = `-ERR shard ${index} restarted (${reason.replace(/[\r\n]/g, " ")}); command not executed or not acknowledged\r\n`;
+    const error = new TextEncoder().encode(errorText);
     while (host.inFlightCount > 0) {
       const at = host.inFlightHead * 2;
       const conn = host.inFlight[at];
       const seq = host.inFlight[at + 1];
       host.trackAnswered();
+      // The server's own requests (restores, flushes) get the error too, or their waiters would wait forever.
       if (conn !== 0) this.sink.deliver(conn, seq, error, 0, error.length);
+      else this.serverReplyHandler(index, seq, errorText);
     }
     this.sink.flush();
     this.sink.shardRestarted(index, reason);

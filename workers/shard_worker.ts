@@ -75,11 +75,17 @@ function putReply(conn: number, seq: number, kind: number, bytes: Uint8Array, le
 
 /** Sends catalog events ahead of the reply that caused them. */
 function putEvents(): void {
+  if (events.length === 0) return;
   for (const e of events) {
     const bytes = encoder.encode(JSON.stringify(e));
     putReply(0, 0, KIND_EVENT, bytes, bytes.length);
   }
   events.length = 0;
+  // Published at once: a worker that dies later in the batch must not take the news of a
+  // binding (and of the file it holds open) with it. Under `always` the batch's earlier replies,
+  // published with it, must not leave before their writes are on disk.
+  if (fsyncPolicy === "always") shard.flushDirty();
+  replies.publish();
 }
 
 /** Runs the command whose arguments are in `args`, and queues its reply. */
@@ -171,7 +177,7 @@ async function loop(): Promise<never> {
     const seen = requests.signal();
     requests.setSleeping(true);
     if (!requests.hasRecords()) {
-      const wake = requests.waitAsync(seen, fsyncPolicy === "everysec" && shard.dirty.size > 0 ? 1000 : 60_000);
+      const wake = requests.waitAsync(seen, fsyncPolicy === "everysec" && shard.dirty.size > 0 ? Math.max(1, lastFlush + 1000 - performance.now()) : 60_000);
       if (wake !== null) await wake;
     }
     requests.setSleeping(false);

@@ -68,7 +68,7 @@ export function bindFile(shard: Shard, spec: BindSpec, create: boolean): Binding
   }
   for (const other of shard.bindings.values()) {
     if (other.absPath === absPath && other.writable) {
-      fail(`file is already bound writable to key '${other.key}'`);
+      fail(`file is already bound writable to key '${Buffer.from(other.key, "latin1").toString("utf8")}'`);
     }
   }
   const file = MappedFile.open(absPath, { writable: spec.writable, create, valueSize: spec.width, displayPath: spec.path });
