@@ -1,5 +1,6 @@
 /**
- * The few libc calls Node's `fs` does not offer (mmap, munmap, msync, flock, lseek, sysconf), with errno
+ * The few libc calls Node's `fs` does not offer (mmap, munmap, msync, flock, lseek, openat2, fstatfs,
+ * sysconf), with errno
  * and its text, the constants they take, and the turn of a failed call into a `CommandError`.
  *
  * Linux x86-64 with glibc only: the constants are that platform's values.
@@ -26,9 +27,26 @@ export const SEEK_END = 2;
 
 // errno values that callers tell apart (<errno.h>).
 export const ENOENT = 2;
+export const ENOTDIR = 20;
+export const EPERM = 1;
 export const EINVAL = 22;
 export const EISDIR = 21;
 export const EWOULDBLOCK = 11;
+export const EXDEV = 18;
+export const ELOOP = 40;
+export const ENOSYS = 38;
+
+// open flag missing from Bun's fs.constants (<fcntl.h>): no descriptor leaks into a child process.
+export const O_CLOEXEC = 0o2000000;
+
+// openat2 resolve flags (<linux/openat2.h>).
+/** Fail with ELOOP if any component is a symlink. */
+export const RESOLVE_NO_SYMLINKS = 0x04;
+/** Fail with EXDEV if resolution would leave the directory (`..`, absolute symlinks). */
+export const RESOLVE_BENEATH = 0x08;
+
+// x86-64 system call number of openat2 (Linux >= 5.6).
+const SYS_openat2 = 437;
 
 const SC_PAGESIZE = 30;
 
@@ -41,6 +59,9 @@ const libc = dlopen("libc.so.6", {
   msync: { args: ["ptr", "u64", "i32"], returns: "i32" },
   flock: { args: ["i32", "i32"], returns: "i32" },
   lseek: { args: ["i32", "i64", "i32"], returns: FFIType.i64_fast },
+  // Declared with openat2's arguments: the only system call made through it.
+  syscall: { args: ["i64", "i32", "ptr", "ptr", "u64"], returns: FFIType.i64_fast },
+  fstatfs: { args: ["i32", "ptr"], returns: "i32" },
   sysconf: { args: ["i32"], returns: FFIType.i64_fast },
   __errno_location: { args: [], returns: "ptr" },
   strerror: { args: ["i32"], returns: "cstring" },
@@ -104,6 +125,26 @@ export function flock(fd: number, operation: number): number {
  */
 export function fileSize(fd: number): number {
   return Number(libc.symbols.lseek(fd, 0, SEEK_END));
+}
+
+/**
+ * openat2(2): opens `relativePath` under the directory open on `dirfd`, the kernel enforcing
+ * `resolve` (RESOLVE_* flags) atomically with the open. Returns the fd, or -1 with errno set
+ * (ENOSYS where the kernel or a seccomp filter lacks it).
+ */
+export function openat2(dirfd: number, relativePath: string, flags: number, mode: number, resolve: number): number {
+  const pathBytes = Buffer.from(relativePath + "\0", "utf8");
+  // struct open_how { u64 flags; u64 mode; u64 resolve; }
+  const how = new BigUint64Array([BigInt(flags), BigInt(mode), BigInt(resolve)]);
+  return Number(libc.symbols.syscall(SYS_openat2, dirfd, pathBytes, how, how.byteLength));
+}
+
+/** The f_type of the file system holding the file open on `fd` (fstatfs), or -1 with errno set. */
+export function fileSystemType(fd: number): number {
+  // struct statfs is 120 bytes on x86-64; f_type, a long, comes first.
+  const statfs = new BigInt64Array(15);
+  if (libc.symbols.fstatfs(fd, statfs) !== 0) return -1;
+  return Number(statfs[0]);
 }
 
 /** The errno carried by an error thrown by Node's `fs` (which reports it negated), or EINVAL. */

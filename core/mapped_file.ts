@@ -22,10 +22,10 @@ import fs from "node:fs";
 import { toArrayBuffer } from "bun:ffi";
 import { CommandError, Errors, fail } from "./errors.ts";
 import {
-  EISDIR, EWOULDBLOCK, LOCK_EX, LOCK_NB, LOCK_UN, MAP_SHARED, MS_SYNC, PAGE_SIZE, PROT_READ,
-  PROT_WRITE, errno, errnoOf, fileSize, flock, mmap, msync, munmap, systemError,
+  EISDIR, ELOOP, EWOULDBLOCK, EXDEV, LOCK_EX, LOCK_NB, LOCK_UN, MAP_SHARED, MS_SYNC, O_CLOEXEC, PAGE_SIZE,
+  PROT_READ, PROT_WRITE, errno, errnoOf, fileSize, fileSystemType, flock, mmap, msync, munmap, systemError,
 } from "./libc.ts";
-import { cannotOpen, replySafe } from "./paths.ts";
+import { cannotOpen, openDataFile, replySafe } from "./paths.ts";
 import { guardMapping, mappingFaulted, releaseMapping } from "./sigbus_guard.ts";
 
 /** The error for every command on a file that changed size outside mmapd. */
@@ -40,6 +40,11 @@ export interface MapOptions {
   valueSize: number;
   /** The path as the client gave it, for error texts. */
   displayPath: string;
+  /**
+   * The directory (a real path) the file must lie beneath, enforced by the kernel at the open,
+   * symlinks refused (see openDataFile); absent when any path is allowed.
+   */
+  root?: string;
 }
 
 // One ArrayBuffer over foreign memory may span at most 4 GiB, so the mapping is seen through
@@ -53,6 +58,22 @@ export const MAX_VALUE_SIZE = WINDOW_OVERLAP;
 // Writable files are mapped with room to grow, so most growths are a bare ftruncate. Address space
 // is cheap (128 TiB per process) and pages past the end of the file are never touched.
 const MIN_RESERVATION = 64 * 2 ** 20;
+
+// Kernel interfaces that look like regular files (statfs f_type): /proc/self/mem, /sys/... Mapping
+// or resizing them is meaningless at best, so they are refused like devices.
+const PSEUDO_FILE_SYSTEMS = new Set([
+  0x9fa0, // proc
+  0x62656572, // sysfs
+  0x64626720, // debugfs
+  0x74726163, // tracefs
+  0x73636673, // securityfs
+  0x27e0eb, // cgroup
+  0x63677270, // cgroup2
+  0x62656570, // configfs
+  0xcafe4a11, // bpf
+  0xde5e81e4, // efivarfs
+  0x6165676c, // pstore
+]);
 
 // Copies shorter than this go byte by byte: cheaper than making a subarray, and allocation-free.
 const SHORT_COPY = 64;
@@ -145,22 +166,25 @@ export class MappedFile {
     const shownPath = replySafe(displayPath);
     const { O_RDONLY, O_RDWR, O_CREAT, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
     // O_NOFOLLOW: the path was resolved and checked before; a symlink swapped in since must not
-    // be followed. O_NONBLOCK: opening a FIFO must not wait for a writer.
-    const flags = (writable ? O_RDWR | (create ? O_CREAT : 0) : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK;
-    let fd: number;
-    try {
-      fd = fs.openSync(absPath, flags, 0o644);
-    } catch (error) {
-      const code = errnoOf(error);
+    // be followed (with a root, no symlink anywhere on the path is). O_NONBLOCK: opening a FIFO
+    // must not wait for a writer.
+    const flags = (writable ? O_RDWR | (create ? O_CREAT : 0) : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+    const fd = openDataFile(absPath, flags, 0o644, opts.root);
+    if (fd < 0) {
+      const code = -fd;
       // A directory opened for writing fails with EISDIR; say the same as for a read-only open.
       if (code === EISDIR) throw new CommandError(`ERR '${shownPath}' is not a regular file`);
+      // Checked inside, but by the time of the open a symlink or a moved directory led outside.
+      if (opts.root !== undefined && (code === EXDEV || code === ELOOP)) throw new CommandError(Errors.outsideDataDir);
       throw cannotOpen(displayPath, code);
     }
 
     let address = -1;
     let mappedLength = 0;
     try {
-      if (!fs.fstatSync(fd).isFile()) throw new CommandError(`ERR '${shownPath}' is not a regular file`);
+      if (!fs.fstatSync(fd).isFile() || PSEUDO_FILE_SYSTEMS.has(fileSystemType(fd))) {
+        throw new CommandError(`ERR '${shownPath}' is not a regular file`);
+      }
       if (writable && flock(fd, LOCK_EX | LOCK_NB) !== 0) {
         const code = errno();
         if (code === EWOULDBLOCK) throw new CommandError(`ERR file '${shownPath}' is locked by another process`);

@@ -1,11 +1,14 @@
 /**
- * Turns a path given by a client into the absolute, symlink-free path mmapd opens, and keeps it
- * inside the data directory unless the server allows any path.
+ * Turns a path given by a client into the absolute, symlink-free path mmapd opens, keeps it
+ * inside the data directory unless the server allows any path, and opens it so that nothing
+ * changed on disk between the check and the open can lead it outside.
  */
 import fs from "node:fs";
 import path from "node:path";
 import { CommandError, Errors } from "./errors.ts";
-import { EINVAL, ENOENT, errnoOf, strerror } from "./libc.ts";
+import {
+  EINVAL, ENOENT, ENOSYS, EPERM, EXDEV, RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS, errno, errnoOf, openat2, strerror,
+} from "./libc.ts";
 
 /** `text` with CR and LF replaced by spaces, so a client's path cannot break a one-line reply. */
 export function replySafe(text: string): string {
@@ -79,4 +82,76 @@ export function resolveDataPath(dataDir: string, given: string, allowAnyPath: bo
 
   if (!allowAnyPath && !isWithin(resolved, root)) throw new CommandError(Errors.outsideDataDir);
   return resolved;
+}
+
+/**
+ * Throws "ERR '<given>' is not a regular file" if `absPath` (from resolveDataPath) exists and is a
+ * directory, device, FIFO or socket. A first look, for callers that want to refuse early (and log
+ * it); MappedFile.open checks the file it actually opened.
+ */
+export function refuseSpecialFile(absPath: string, given: string): void {
+  const stats = fs.statSync(absPath, { throwIfNoEntry: false });
+  if (stats !== undefined && !stats.isFile()) throw new CommandError(`ERR '${replySafe(given)}' is not a regular file`);
+}
+
+/** Whether openat2 works here; false once it answered ENOSYS or EPERM (old kernel, seccomp). */
+let openat2Works = true;
+
+/**
+ * Opens `absPath`, a path resolveDataPath returned, with open(2) `flags` and `mode`. With a `root`
+ * (the data directory, as a real path) the kernel resolves the path beneath it and refuses every
+ * symlink (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS): the path had none when it was checked,
+ * so a symlink or `..` trick swapped in since fails with ELOOP or EXDEV instead of being followed,
+ * and nothing outside is ever opened. Without a root (--allow-any-path) it is a plain open.
+ * Returns the fd, or minus the errno.
+ */
+export function openDataFile(absPath: string, flags: number, mode: number, root: string | undefined): number {
+  if (root === undefined) return openPlain(absPath, flags, mode);
+  const relative = path.relative(root, absPath);
+  if (relative === "" || relative === ".." || relative.startsWith("../") || path.isAbsolute(relative)) {
+    return relative === "" ? openPlain(root, flags, mode) : -EXDEV;
+  }
+  if (openat2Works) {
+    let dirfd: number;
+    try {
+      dirfd = fs.openSync(root, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    } catch (error) {
+      return -errnoOf(error);
+    }
+    try {
+      const fd = openat2(dirfd, relative, flags, flags & fs.constants.O_CREAT ? mode : 0, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS);
+      if (fd >= 0) return fd;
+      const code = errno();
+      if (code !== ENOSYS && code !== EPERM) return -code;
+      openat2Works = false;
+    } finally {
+      fs.closeSync(dirfd);
+    }
+  }
+  // Without openat2: open without following a final symlink, then make sure of what was opened.
+  // An intermediate directory swapped for a symlink could lead the open outside; the file is then
+  // closed unused. Opening is harmless for the regular files and FIFOs (O_NONBLOCK) mmapd may meet.
+  const fd = openPlain(absPath, flags | fs.constants.O_NOFOLLOW, mode);
+  if (fd < 0) return fd;
+  let opened: string;
+  try {
+    opened = fs.readlinkSync(`/proc/self/fd/${fd}`);
+  } catch (error) {
+    fs.closeSync(fd);
+    return -errnoOf(error);
+  }
+  if (!isWithin(opened, root)) {
+    fs.closeSync(fd);
+    return -EXDEV;
+  }
+  return fd;
+}
+
+/** open(2) through `fs`: the fd, or minus the errno. */
+function openPlain(file: string, flags: number, mode: number): number {
+  try {
+    return fs.openSync(file, flags, mode);
+  } catch (error) {
+    return -errnoOf(error);
+  }
 }

@@ -14,7 +14,7 @@
  *
  * Reading the fault count is one typed-array load, so a shard can check it after every command.
  */
-import { CFunction, cc, toArrayBuffer, type Pointer } from "bun:ffi";
+import { CFunction, FFIType, cc, toArrayBuffer, type Pointer } from "bun:ffi";
 import path from "node:path";
 import { isMainThread } from "node:worker_threads";
 
@@ -74,7 +74,7 @@ function install(): SigbusGuardHandle | null {
         guard_claim: { args: ["ptr", "u64"], returns: "i32" },
         guard_release: { args: ["i32"], returns: "void" },
         guard_table: { args: [], returns: "ptr" },
-        guard_layout: { args: ["i32"], returns: "i64_fast" },
+        guard_layout: { args: ["i32"], returns: FFIType.i64_fast },
         guard_function: { args: ["i32"], returns: "ptr" },
       },
     });

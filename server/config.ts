@@ -18,6 +18,8 @@ export interface Config {
   maxclients: number;
   fsync: FsyncPolicy;
   allowAnyPath: boolean;
+  /** Refuse clients from outside the loopback interface while no password is set (as Redis). */
+  protectedMode: boolean;
   /** Seconds a client may stay idle before it is closed; 0 = never. */
   timeout: number;
   loglevel: LogLevel;
@@ -43,6 +45,7 @@ export function defaultConfig(): Config {
     maxclients: 10000,
     fsync: "everysec",
     allowAnyPath: false,
+    protectedMode: true,
     timeout: 0,
     loglevel: "notice",
     clientQueryBufferLimit: 1024 * 1024 * 1024,
@@ -87,6 +90,7 @@ const SETTERS: Record<string, Setter> = {
     c.fsync = p;
   },
   "allow-any-path": (c, v) => (c.allowAnyPath = yesNo("allow-any-path", v)),
+  "protected-mode": (c, v) => (c.protectedMode = yesNo("protected-mode", v)),
   timeout: (c, v) => (c.timeout = integer("timeout", 0, 2 ** 31 - 1)(v)),
   loglevel: (c, v) => {
     const l = v.toLowerCase();
@@ -116,6 +120,7 @@ Options (each may also be a line "name value" in a --config file):
   --maxclients N                most simultaneous clients (default 10000)
   --fsync always|everysec|no    when written values reach the disk (default everysec)
   --allow-any-path              let MMAP bind files outside the data directory
+  --protected-mode yes|no       with no password, refuse non-loopback clients (default yes)
   --timeout SECONDS             close clients idle this long (default 0: never)
   --loglevel LEVEL              debug, verbose, notice (default) or warning
   --client-query-buffer-limit B bytes of one pending command before disconnect (default 1 GiB)

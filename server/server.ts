@@ -10,8 +10,8 @@ import type { ArgList } from "../core/args.ts";
 import { Args, argInt, argString } from "../core/args.ts";
 import { SHARD_COMMANDS, SHARD_COMMAND_INDEX, shardCommandId } from "../core/commands.ts";
 import { CommandError, Errors } from "../core/errors.ts";
-import { resolveDataPath } from "../core/paths.ts";
-import { Registry } from "../core/registry.ts";
+import { refuseSpecialFile, replySafe, resolveDataPath } from "../core/paths.ts";
+import { REGISTRY_FILE, Registry } from "../core/registry.ts";
 import { sigbusGuardStatus } from "../core/sigbus_guard.ts";
 import type { CatalogEvent, ShardCommand } from "../core/shard.ts";
 import { argSlot, hashSlot } from "../core/slots.ts";
@@ -25,6 +25,7 @@ import type { ServerCommand } from "./commands/server_command.ts";
 import { DEFERRED } from "./commands/server_command.ts";
 import { SERVER_COMMAND_INDEX } from "./commands/index.ts";
 import { log } from "./log.ts";
+import { PROTECTED_MODE_DENIED, refusedByProtectedMode } from "./protected_mode.ts";
 import type { MergeKind } from "./merge.ts";
 import { mergeReplies } from "./merge.ts";
 
@@ -140,21 +141,21 @@ export class MmapdServer {
   private restoreRequests(shard: number): { cmdId: number; args: ArgList }[] {
     const id = shardCommandId.get(SHARD_COMMAND_INDEX.find(Args.of("_bind"), 0)!)!;
     const out: { cmdId: number; args: ArgList }[] = [];
+    let pending = this.restoreKeys.get(shard);
+    if (pending === undefined) this.restoreKeys.set(shard, (pending = { keys: [], head: 0 }));
     for (const b of this.registry.bindings.values()) {
       const key = Buffer.from(b.key, "latin1");
       if (hashSlot(key, 0, key.length) % this.config.workers !== shard) continue;
       out.push({ cmdId: id, args: Args.of("_bind", key, b.path, b.type, String(b.size), b.writable ? "rw" : "ro") });
+      pending.keys.push(b.key);
     }
     if (this.restoresLeft === 0 && out.length > 0) this.restoresDone = new Promise((r) => (this.restoresFinished = r));
     this.restoresLeft += out.length;
-    const keys = this.restoreKeys.get(shard) ?? [];
-    keys.push(...out.map((r) => argString(r.args, 1)));
-    this.restoreKeys.set(shard, keys);
     return out;
   }
 
-  /** Keys whose `_bind` each shard has not answered yet, in order. */
-  private readonly restoreKeys = new Map<number, string[]>();
+  /** Keys (latin1, as the registry keeps them) whose `_bind` each shard has not answered yet, in order from `head`. */
+  private readonly restoreKeys = new Map<number, { keys: string[]; head: number }>();
 
   /** The shards' replies to the server's own requests. */
   private onServerReply(shard: number, seq: number, reply: string): void {
@@ -163,11 +164,16 @@ export class MmapdServer {
   }
 
   private onRestoreReply(shard: number, reply: string): void {
-    const key = this.restoreKeys.get(shard)?.shift() ?? "?";
+    const pending = this.restoreKeys.get(shard);
+    const key = pending !== undefined && pending.head < pending.keys.length ? pending.keys[pending.head++] : "?";
+    if (pending !== undefined && pending.head === pending.keys.length) {
+      pending.keys = [];
+      pending.head = 0;
+    }
     if (reply.startsWith("-")) {
       const reason = reply.slice(1).trim();
       this.stats.bindingsFailed.set(key, reason);
-      log("warning", `Binding of key '${key}' not restored on shard ${shard}: ${reason}`);
+      log("warning", `Binding of key '${Buffer.from(key, "latin1").toString("utf8")}' not restored on shard ${shard}: ${reason}`);
     } else this.stats.bindingsFailed.delete(key);
     if (--this.restoresLeft === 0) this.restoresFinished();
   }
@@ -183,6 +189,13 @@ export class MmapdServer {
     if (this.connections.size >= this.config.maxclients) {
       this.stats.rejectedConnections++;
       socket.write("-ERR max number of clients reached\r\n");
+      socket.end();
+      return;
+    }
+    if (refusedByProtectedMode(this.config, socket.remoteAddress)) {
+      this.stats.rejectedConnections++;
+      log("verbose", `Refused client ${socket.remoteAddress}: protected mode`);
+      socket.write(PROTECTED_MODE_DENIED);
       socket.end();
       return;
     }
@@ -390,18 +403,25 @@ export class MmapdServer {
   }
 
   /**
-   * The checks of MMAP that span shards: the path must be inside the data directory (logged when
-   * refused), and a file bound writable under one key cannot be bound under another.
+   * The checks of MMAP that span shards: the path must be inside the data directory and not a
+   * directory, device, FIFO or socket (logged when refused), and a file bound writable under one
+   * key cannot be bound under another.
    */
   private checkMmap(conn: Connection, a: ArgList): boolean {
     const given = argString(a, 2);
     let abs: string;
     try {
       abs = resolveDataPath(this.dataDir, given, this.config.allowAnyPath);
+      refuseSpecialFile(abs, given);
     } catch (e) {
       if (!(e instanceof CommandError)) throw e;
-      log("warning", `Refused MMAP of '${given}' from client ${conn.address}: ${e.reply}`);
+      // replySafe: a CR or LF in the path must not forge log lines.
+      log("warning", `Refused MMAP of '${replySafe(given)}' from client ${conn.address}: ${e.reply}`);
       this.replyNow(conn, (w) => w.error(e.reply));
+      return false;
+    }
+    if (path.dirname(abs) === this.dataDir && path.basename(abs).startsWith(REGISTRY_FILE)) {
+      this.replyNow(conn, (w) => w.error(`ERR '${path.basename(abs)}' is the bindings registry's file`));
       return false;
     }
     // Keys are latin1 strings everywhere (any bytes round-trip), as the shards and the registry keep them.

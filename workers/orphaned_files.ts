@@ -5,7 +5,7 @@
  * its own: the descriptors of its writable files stay open and keep their exclusive flock, so
  * the worker started in its place could not bind them again ("locked by another process"). The
  * main thread finds those descriptors by the identity (device, inode) of the files and closes
- * them, after an fdatasync that makes the dead worker's last writes durable.
+ * them, after an fdatasync that makes the dead worker's last writes durable, and unlocks them.
  *
  * Only files the dead shard owned alone may be given: a descriptor another thread still uses
  * must not be closed under it. Writable bindings qualify (one writer per file, and no other
@@ -14,6 +14,7 @@
  * (/proc/self/fd), as the rest of the file layer.
  */
 import fs from "node:fs";
+import { LOCK_UN, flock } from "../core/libc.ts";
 
 /** What releasing found: descriptors closed, and those whose sync failed (closed anyway). */
 export interface ReleaseReport {
@@ -58,6 +59,9 @@ export function releaseOrphanedFiles(paths: Iterable<string>): ReleaseReport {
     } catch (e) {
       report.syncFailures.push(`${p}: ${(e as Error).message}`);
     }
+    // Unlocked explicitly: the dead worker's mapping still holds the open file, so closing the
+    // descriptor alone would keep its flock.
+    flock(fd, LOCK_UN);
     fs.closeSync(fd);
     report.closed++;
   }

@@ -112,7 +112,6 @@ export class ShardPool {
     host.requests = Ring.create(this.options.ringBytes);
     host.replies = Ring.create(this.options.ringBytes);
     host.overflow = [];
-    for (const r of this.restoreRequests(index)) this.send(index, 0, 0, 2, r.cmdId, r.args, null);
     const config: ShardWorkerConfig = {
       index,
       count: this.options.count,
@@ -125,6 +124,8 @@ export class ShardPool {
     };
     const worker = new Worker(new URL("./shard_worker.ts", import.meta.url), { workerData: config });
     host.worker = worker;
+    // Restores go first on the new ring (published once the worker is ready); built while it boots.
+    for (const r of this.restoreRequests(index)) this.send(index, 0, 0, 2, r.cmdId, r.args, null);
     const replies = host.replies;
     let started!: () => void;
     const ready = new Promise<void>((resolve) => (started = resolve));
@@ -217,7 +218,11 @@ export class ShardPool {
           if (conn !== 0) {
             this.sink.deliver(conn, replies.words[w + 1], replies.data, at + REPLY_HEADER_WORDS * 4, at + replies.length(at));
             delivered = true;
-          } else this.serverReplyHandler(index, replies.words[w + 1], new TextDecoder().decode(replies.data.subarray(at + REPLY_HEADER_WORDS * 4, at + replies.length(at))));
+          } else {
+            this.serverReplyHandler(index, replies.words[w + 1], new TextDecoder().decode(replies.data.subarray(at + REPLY_HEADER_WORDS * 4, at + replies.length(at))));
+            // The handler may answer a client (SAVE waits for every shard's _flush): flush it too.
+            delivered = true;
+          }
         }
         // KIND_OUT_OF_BAND: the bytes come by message; the record only kept the count.
       }

@@ -11,7 +11,8 @@ import { Args } from "../core/args.ts";
 import { SHARD_COMMANDS } from "../core/commands.ts";
 import { Shard } from "../core/shard.ts";
 import { adoptSigbusGuard } from "../core/sigbus_guard.ts";
-import type { CatalogEvent } from "../core/shard.ts";
+import type { CatalogEvent, ShardCommand } from "../core/shard.ts";
+import { restoreBindingCommand } from "../core/commands/mmap.ts";
 import { ReplyWriter } from "../protocol/reply_writer.ts";
 import { Ring } from "./ring.ts";
 import type { FsyncPolicy, ShardMessage, ShardWorkerConfig } from "./wire.ts";
@@ -74,8 +75,12 @@ function putReply(conn: number, seq: number, kind: number, bytes: Uint8Array, le
 }
 
 /** Sends catalog events ahead of the reply that caused them. */
-function putEvents(): void {
-  if (events.length === 0) return;
+function putEvents(command: ShardCommand): void {
+  // A restore binds what the registry already holds: its event would tell the main thread nothing.
+  if (command === restoreBindingCommand) {
+    events.length = 0;
+    return;
+  }
   for (const e of events) {
     const bytes = encoder.encode(JSON.stringify(e));
     putReply(0, 0, KIND_EVENT, bytes, bytes.length);
@@ -92,8 +97,9 @@ function putEvents(): void {
 function run(conn: number, seq: number, commandWord: number): void {
   writer.reset();
   writer.proto = ((commandWord >> 16) & 0xff) === 3 ? 3 : 2;
-  shard.execute(SHARD_COMMANDS[commandWord & 0xffff], args, writer);
-  putEvents();
+  const command = SHARD_COMMANDS[commandWord & 0xffff];
+  shard.execute(command, args, writer);
+  if (events.length > 0) putEvents(command);
   if (writer.length <= replies.maxPayload - REPLY_HEADER_WORDS * 4) {
     putReply(conn, seq, KIND_REPLY, writer.buf, writer.length);
   } else {

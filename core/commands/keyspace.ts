@@ -36,6 +36,16 @@ const flush: ShardCommand["run"] = (shard, a, w) => {
 /** SCAN's default page size, as Redis. */
 const SCAN_DEFAULT_COUNT = 10;
 
+/**
+ * A key's place in SCAN order: its 32-bit FNV-1a hash. A place depends on the key alone, so a
+ * cursor stays valid while other keys come and go (keys present throughout are all returned).
+ */
+function scanPlace(key: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+
 export const keyspaceCommands: ShardCommand[] = [
   { name: "del", arity: -2, route: "keys", run: unbindKeys },
   { name: "unlink", arity: -2, route: "keys", run: unbindKeys },
@@ -88,12 +98,24 @@ export const keyspaceCommands: ShardCommand[] = [
         } else if (argIs(a, i, "type")) typeFilter = argString(a, i + 1).toLowerCase();
         else throw new CommandError(Errors.syntax);
       }
+      // The cursor is (place in SCAN order) * shards + shard: the page starts at the first key
+      // whose place is at least that, so deleting keys never moves the ones not returned yet.
       const { index, count: shards } = shard.options;
-      const start = Math.floor(cursor / shards);
-      const keys = [...shard.bindings.keys()].sort();
-      const end = Math.min(keys.length, start + count);
-      const next = end < keys.length ? end * shards + index : index + 1 < shards ? index + 1 : 0;
-      const page = keys.slice(start, end).filter((k) => (pattern === undefined || globMatch(pattern, k)) && (typeFilter === undefined || typeFilter === "mmap"));
+      const from = Math.floor(cursor / shards);
+      const candidates: { place: number; key: string }[] = [];
+      for (const key of shard.bindings.keys()) {
+        const place = scanPlace(key);
+        if (place >= from) candidates.push({ place, key });
+      }
+      candidates.sort((x, y) => x.place - y.place || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
+      let end = Math.min(candidates.length, count);
+      // Keys sharing a place go out in one page: a cursor cannot point between them.
+      while (end < candidates.length && candidates[end].place === candidates[end - 1].place) end++;
+      const next = end < candidates.length ? (candidates[end - 1].place + 1) * shards + index : index + 1 < shards ? index + 1 : 0;
+      const page = candidates
+        .slice(0, end)
+        .map((c) => c.key)
+        .filter((k) => (pattern === undefined || globMatch(pattern, k)) && (typeFilter === undefined || typeFilter === "mmap"));
       w.array(2);
       w.bulk(String(next));
       w.array(page.length);

@@ -71,7 +71,8 @@ export function bindFile(shard: Shard, spec: BindSpec, create: boolean): Binding
       fail(`file is already bound writable to key '${Buffer.from(other.key, "latin1").toString("utf8")}'`);
     }
   }
-  const file = MappedFile.open(absPath, { writable: spec.writable, create, valueSize: spec.width, displayPath: spec.path });
+  const root = shard.options.allowAnyPath ? undefined : shard.options.dataDir;
+  const file = MappedFile.open(absPath, { writable: spec.writable, create, valueSize: spec.width, displayPath: spec.path, root });
   const binding = new Binding(spec.key, file, spec.type, spec.width, spec.path, absPath);
   shard.bind(binding);
   return binding;

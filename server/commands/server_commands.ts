@@ -43,6 +43,7 @@ const PARAMETERS: Record<string, Parameter> = {
   // Redis's names for the same policy, so tools that set appendfsync work.
   appendfsync: { get: (s) => s.config.fsync, set: (s, v) => PARAMETERS.fsync.set!(s, v) },
   "allow-any-path": { get: (s) => (s.config.allowAnyPath ? "yes" : "no") },
+  "protected-mode": { get: (s) => (s.config.protectedMode ? "yes" : "no"), set: (s, v) => applySetting(s.config, "protected-mode", v) },
   loglevel: { get: (s) => s.config.loglevel, set: (s, v) => applySetting(s.config, "loglevel", v) },
   "client-query-buffer-limit": { get: (s) => String(s.config.clientQueryBufferLimit), set: (s, v) => applySetting(s.config, "client-query-buffer-limit", v) },
   "client-output-buffer-limit": { get: (s) => String(s.config.clientOutputBufferLimit), set: (s, v) => applySetting(s.config, "client-output-buffer-limit", v) },

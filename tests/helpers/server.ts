@@ -246,3 +246,75 @@ export function writeRawFile(file: string, width: number, values: number[], put:
   values.forEach((x, i) => put(view, i * width, x));
   fs.writeFileSync(file, new Uint8Array(buf));
 }
+
+/** A decoded reply: integers as bigint (exact), simple and bulk strings as latin1 text (one char per byte), nil as null. */
+export type Reply = string | bigint | null | ReplyError | Reply[];
+
+/** An error reply, kept as a value so that a pipeline's replies decode in one pass. */
+export class ReplyError {
+  constructor(readonly message: string) {}
+}
+
+/**
+ * Decodes the RESP2/RESP3 reply that starts at `at` in `b`: the reply and the offset just past
+ * it, or null while it is incomplete. RESP3 doubles and big numbers come back as their text,
+ * booleans as 1n/0n, maps and sets as flat arrays.
+ */
+export function decodeReply(b: Uint8Array, at = 0): { reply: Reply; end: number } | null {
+  if (at >= b.length) return null;
+  let lf = at;
+  while (lf < b.length && b[lf] !== 10) lf++;
+  if (lf >= b.length) return null;
+  const line = Buffer.from(b.buffer, b.byteOffset + at + 1, lf - 1 - (at + 1)).toString("latin1");
+  const end = lf + 1;
+  switch (String.fromCharCode(b[at]!)) {
+    case "+":
+    case ",":
+    case "(":
+      return { reply: line, end };
+    case "-":
+      return { reply: new ReplyError(line), end };
+    case ":":
+      return { reply: BigInt(line), end };
+    case "#":
+      return { reply: line === "t" ? 1n : 0n, end };
+    case "_":
+      return { reply: null, end };
+    case "$":
+    case "=":
+    case "!": {
+      const n = Number(line);
+      if (n < 0) return { reply: null, end };
+      if (end + n + 2 > b.length) return null;
+      const text = Buffer.from(b.buffer, b.byteOffset + end, n).toString("latin1");
+      return { reply: b[at] === 33 ? new ReplyError(text) : text, end: end + n + 2 };
+    }
+    case "*":
+    case "~":
+    case ">":
+    case "%": {
+      const n = Number(line);
+      if (n < 0) return { reply: null, end };
+      const items: Reply[] = [];
+      let p = end;
+      for (let k = 0; k < (b[at] === 37 ? 2 * n : n); k++) {
+        const item = decodeReply(b, p);
+        if (item === null) return null;
+        items.push(item.reply);
+        p = item.end;
+      }
+      return { reply: items, end: p };
+    }
+    default:
+      throw new Error(`not a RESP reply at offset ${at}: ${JSON.stringify(line.slice(0, 40))}`);
+  }
+}
+
+/** Sends one command on a RawClient and decodes its reply. */
+export async function call(c: RawClient, ...args: string[]): Promise<Reply> {
+  c.write(resp(...args));
+  const bytes = await c.readReplies(1);
+  const decoded = decodeReply(bytes);
+  if (decoded === null) throw new Error(`no whole reply to ${args[0]} (got ${JSON.stringify(bytes.toString("latin1").slice(0, 80))})`);
+  return decoded.reply;
+}

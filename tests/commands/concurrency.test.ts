@@ -1,0 +1,255 @@
+/**
+ * Many clients at once: 50 ioredis clients appending to one key lose and reorder nothing; a
+ * pipeline of 1,000 mixed commands over 100 keys on both shards gets the replies that running them
+ * one by one gets, byte for byte and in order; redis-benchmark's random-index VGET and VSET finish
+ * without a single error reply.
+ */
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { spawnSync } from "bun";
+import fs from "node:fs";
+import path from "node:path";
+import Redis from "ioredis";
+import { hashSlot } from "../../core/slots.ts";
+import { hasTool, startServer, type TestServer } from "../helpers/server.ts";
+import { RawSession } from "./clients.ts";
+
+setDefaultTimeout(60_000);
+
+const WORKERS = 2;
+const haveBenchmark = hasTool("redis-benchmark");
+let server: TestServer;
+
+beforeAll(async () => {
+  server = await startServer({ args: ["--workers", String(WORKERS)] });
+});
+
+afterAll(async () => {
+  await server?.stop();
+  server?.cleanup();
+});
+
+function connect(): Redis {
+  return new Redis({ host: "127.0.0.1", port: server.port, maxRetriesPerRequest: 0 });
+}
+
+describe("50 clients appending to one key", () => {
+  test("100,000 VADDs: every value present once, each client's in its order", async () => {
+    const CLIENTS = 50;
+    const PER_CLIENT = 2000;
+    const setup = connect();
+    const clients = Array.from({ length: CLIENTS }, connect);
+    try {
+      expect(await setup.call("MMAP", "crowd", "crowd.f64")).toBe(0);
+      // Client c appends c*2000 .. c*2000+1999, without waiting between commands.
+      const replies = await Promise.all(
+        clients.map((client, c) => Promise.all(Array.from({ length: PER_CLIENT }, (_, j) => client.call("VADD", "crowd", String(c * PER_CLIENT + j))))),
+      );
+      for (const perClient of replies) expect(perClient.every((r) => r === 1)).toBe(true);
+      expect(await setup.call("VCOUNT", "crowd")).toBe(CLIENTS * PER_CLIENT);
+
+      const all = ((await setup.call("VALL", "crowd")) as string[]).map(Number);
+      expect(all.length).toBe(CLIENTS * PER_CLIENT);
+      const sortedValues = Float64Array.from(all).sort();
+      expect(sortedValues.every((v, i) => v === i)).toBe(true);
+      // One connection's commands run in the order sent.
+      const lastOfClient = new Array<number>(CLIENTS).fill(-1);
+      const outOfOrder: number[] = [];
+      for (const v of all) {
+        const c = Math.floor(v / PER_CLIENT);
+        if (v <= lastOfClient[c]!) outOfOrder.push(v);
+        lastOfClient[c] = v;
+      }
+      expect(outOfOrder).toEqual([]);
+      expect(fs.statSync(path.join(server.dir, "crowd.f64")).size).toBe(8 * CLIENTS * PER_CLIENT);
+    } finally {
+      await Promise.all([setup, ...clients].map((c) => c.quit().catch(() => c.disconnect())));
+    }
+  });
+});
+
+describe("a pipeline of 1,000 mixed commands", () => {
+  const KEYS = 100;
+  const TYPES = [["double"], ["int32"], ["float"], ["uint8"], ["string", "4"], ["int64"]];
+  const typeOf = (k: number) => TYPES[k % TYPES.length]!;
+
+  /** A deterministic pseudo-random sequence (a linear congruential generator). */
+  function random(seed: number): () => number {
+    let state = seed;
+    return () => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return state >>> 8;
+    };
+  }
+
+  /** A value for key k's type: mostly valid, sometimes refused. */
+  function valueFor(k: number, r: number): string {
+    if (r % 17 === 0) return "bad-value";
+    switch (typeOf(k)[0]) {
+      case "double":
+        return String((r % 1000) / 8);
+      case "float":
+        return String((r % 100) / 4);
+      case "int32":
+        return String((r % 100000) - 50000);
+      case "uint8":
+        return String(r % 300); // above 255 now and then
+      case "string":
+        return `s${r % 10000}`; // five bytes now and then: too long
+      default:
+        return `${r % 2 ? "-" : ""}9007199254740${r % 1000}`;
+    }
+  }
+
+  /** Binds the keys to fresh files with five values each. */
+  async function setUp(raw: RawSession): Promise<void> {
+    for (let k = 0; k < KEYS; k++) {
+      fs.rmSync(path.join(server.dir, `mix${k}.bin`), { force: true });
+      expect(await raw.command("MMAP", `k${k}`, `mix${k}.bin`, ...typeOf(k), "WRITABLE")).toBe(":0\r\n");
+      expect(await raw.command("VADD", `k${k}`, ...[1, 2, 3, 4, 5].map((v) => (typeOf(k)[0] === "string" ? `v${v}` : String(v))))).toBe(":5\r\n");
+    }
+  }
+
+  function commands(): string[][] {
+    const next = random(20251124);
+    const out: string[][] = [];
+    for (let n = 0; n < 1000; n++) {
+      const r = next();
+      const k = r % KEYS;
+      const key = `k${k}`;
+      const other = `k${(k + 1 + (next() % (KEYS - 1))) % KEYS}`;
+      const index = String(next() % 9); // out of range now and then
+      switch (next() % 16) {
+        case 0:
+        case 1:
+          out.push(["VADD", key, valueFor(k, next()), valueFor(k, next())]);
+          break;
+        case 2:
+          out.push(["VSET", key, index, valueFor(k, next())]);
+          break;
+        case 3:
+        case 4:
+          out.push(["VGET", key, index]);
+          break;
+        case 5:
+          out.push(["VMGET", key, "0", index, "000001"]);
+          break;
+        case 6:
+          out.push(["VCOUNT", key]);
+          break;
+        case 7:
+          out.push(["VPOP", key]);
+          break;
+        case 8:
+          out.push(["VALL", key]);
+          break;
+        case 9:
+          out.push(["EXISTS", key, other, "nokey", other]);
+          break;
+        case 10:
+          out.push(["DBSIZE"]);
+          break;
+        case 11:
+          out.push(["MMAP", key, `mix${k}.bin`]);
+          break;
+        case 12:
+          out.push(r % 5 === 0 ? ["VCLEAR", key] : ["VTYPE", key]);
+          break;
+        case 13:
+          out.push(["VGET", `unbound${k}`, "0"]);
+          break;
+        case 14:
+          out.push(["PING"]);
+          break;
+        default:
+          out.push(["ECHO", `echo-${n}`]);
+      }
+    }
+    return out;
+  }
+
+  test("replies in order, byte for byte the same as one by one", async () => {
+    const keysOnShard = new Set(Array.from({ length: KEYS }, (_, k) => hashSlot(Buffer.from(`k${k}`), 0, `k${k}`.length) % WORKERS));
+    expect(keysOnShard.size).toBe(WORKERS);
+    const list = commands();
+    const raw = await RawSession.open(server.port);
+    try {
+      // Both runs start from the same keyspace: only these keys, with fresh files.
+      expect(await raw.command("FLUSHALL")).toBe("+OK\r\n");
+      await setUp(raw);
+      const pipelined = await raw.pipeline(list);
+
+      expect(await raw.command("FLUSHALL")).toBe("+OK\r\n");
+      await setUp(raw);
+      const oneByOne: string[] = [];
+      for (const c of list) oneByOne.push(await raw.command(...c));
+
+      expect(pipelined.toString("utf8")).toBe(oneByOne.join(""));
+      // The run exercised replies of every kind, errors included.
+      const text = oneByOne.join("");
+      const markers = ["-ERR index exceeds size", "-ERR You must do MMAP first", "-ERR value must be", "-ERR value is too long", "+PONG", "*0\r\n", ":100\r\n"];
+      expect(markers.filter((m) => !text.includes(m))).toEqual([]);
+    } finally {
+      raw.close();
+    }
+  });
+});
+
+describe("redis-benchmark (apt package redis-tools)", () => {
+  const COUNT = 1000;
+
+  /** Runs redis-benchmark with --csv against the server. */
+  function benchmark(...args: string[]): { exitCode: number; stdout: string; stderr: string } {
+    const r = spawnSync(["redis-benchmark", "-p", String(server.port), "-c", "8", "--csv", ...args], { timeout: 60_000 });
+    return { exitCode: r.exitCode ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+  }
+
+  /** Checks a run that must have finished with no error: exit 0, nothing on stderr, a CSV row with a rate. */
+  function expectClean(run: { exitCode: number; stdout: string; stderr: string }, name: string): void {
+    expect({ exitCode: run.exitCode, stderr: run.stderr }).toEqual({ exitCode: 0, stderr: "" });
+    const rows = run.stdout.trim().split("\n");
+    expect(rows[0]).toStartWith('"test","rps"');
+    const row = rows.find((line) => line.startsWith(`"${name}"`));
+    expect(row).toBeDefined();
+    expect(Number(row!.split(",")[1]!.replace(/"/g, ""))).toBeGreaterThan(0);
+  }
+
+  beforeAll(async () => {
+    const values = Float64Array.from({ length: COUNT }, (_, i) => i + 0.25);
+    fs.writeFileSync(path.join(server.dir, "bench.f64"), new Uint8Array(values.buffer));
+    const raw = await RawSession.open(server.port);
+    try {
+      expect(await raw.command("MMAP", "bench", "bench.f64")).toBe(`:${COUNT}\r\n`);
+    } finally {
+      raw.close();
+    }
+  });
+
+  test.skipIf(!haveBenchmark)("an error reply would be caught: indices beyond the file", () => {
+    const run = benchmark("-n", "2000", "-P", "16", "-r", String(2 * COUNT), "VGET", "bench", "__rand_int__");
+    expect(run.exitCode).not.toBe(0);
+    expect(run.stdout + run.stderr).toContain("ERR index exceeds size");
+  });
+
+  test.skipIf(!haveBenchmark)("VGET k __rand_int__ -r N -P 16 -n 20000: no errors", () => {
+    expectClean(benchmark("-n", "20000", "-P", "16", "-r", String(COUNT), "VGET", "bench", "__rand_int__"), "VGET bench __rand_int__");
+  });
+
+  test.skipIf(!haveBenchmark)("VSET k __rand_int__ 1.5 -r N -P 16 -n 20000: no errors, and the values landed", async () => {
+    expectClean(benchmark("-n", "20000", "-P", "16", "-r", String(COUNT), "VSET", "bench", "__rand_int__", "1.5"), "VSET bench __rand_int__ 1.5");
+    const raw = await RawSession.open(server.port);
+    try {
+      expect(await raw.command("PING")).toBe("+PONG\r\n");
+      expect(await raw.command("VCOUNT", "bench")).toBe(`:${COUNT}\r\n`);
+    } finally {
+      raw.close();
+    }
+    const values = new Float64Array(new Uint8Array(fs.readFileSync(path.join(server.dir, "bench.f64"))).buffer);
+    let set = 0;
+    values.forEach((v, i) => {
+      if (v === 1.5) set++;
+      else expect(v).toBe(i + 0.25);
+    });
+    // 20,000 uniform draws over 1,000 indices miss one with probability about 2e-9 each.
+    expect(set).toBeGreaterThan(COUNT * 0.99);
+  });
+});
