@@ -115,11 +115,11 @@ export async function startRedis(label: string, dir: string): Promise<RunningSer
   }
 }
 
-/** The resident set size of a process in KiB (VmRSS from /proc), or null where /proc has none. */
-export function residentKiB(pid: number): number | null {
+/** A memory figure of a process from /proc/PID/status in KiB (VmRSS: resident set; RssFile: its file-backed part), or null where /proc has none. */
+export function residentKiB(pid: number, field: "VmRSS" | "RssFile" | "RssAnon" = "VmRSS"): number | null {
   try {
     const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
-    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+    const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, "m").exec(status);
     return match ? Number(match[1]) : null;
   } catch {
     return null;

@@ -26,11 +26,15 @@ export interface ResultRow {
   ratio: number;
 }
 
+/** mmapd's VmRSS at points of the run, in KiB (null where /proc is missing). */
 export interface MemoryReport {
   idleKiB: number | null;
   sparseFileBytes: number;
+  afterSparseBindKiB: number | null;
   randomValuesRead: number;
   afterSparseReadKiB: number | null;
+  /** The file-backed part (RssFile) of afterSparseReadKiB: the pages the reads faulted in. */
+  afterSparseReadFileKiB: number | null;
   afterBenchmarksKiB: number | null;
 }
 
@@ -85,8 +89,10 @@ export function formatTable(results: Results): string {
     ...lines.map(render),
     "",
     `mmapd RSS (VmRSS, ${results.machine.mmapdWorkers} workers): idle after start ${mebibytes(memory.idleKiB)}; ` +
-      `after binding a ${(memory.sparseFileBytes / 2 ** 30).toFixed(0)} GiB sparse file and reading ${memory.randomValuesRead.toLocaleString("en-US")} random values ` +
-      `${mebibytes(memory.afterSparseReadKiB)} (${growth === null ? "n/a" : `+${mebibytes(growth)}`}); after the benchmarks ${mebibytes(memory.afterBenchmarksKiB)}`,
+      `after binding an ${(memory.sparseFileBytes / 2 ** 30).toFixed(0)} GiB sparse file ${mebibytes(memory.afterSparseBindKiB)}; ` +
+      `after reading ${memory.randomValuesRead.toLocaleString("en-US")} random values from it ${mebibytes(memory.afterSparseReadKiB)} ` +
+      `(${growth === null ? "n/a" : `+${mebibytes(growth)}`} over idle, file-backed ${mebibytes(memory.afterSparseReadFileKiB)}); ` +
+      `after the benchmarks ${mebibytes(memory.afterBenchmarksKiB)}`,
   ].join("\n");
 }
 

@@ -19,10 +19,10 @@ const CRLF = Buffer.from("\r\n");
 const REPLY_TIMEOUT_MS = 60_000;
 
 /** Encodes a command as a RESP array of bulk strings. */
-export function encodeCommand(args: readonly string[]): Buffer {
+function encodeText(args: readonly string[]): string {
   let text = `*${args.length}\r\n`;
   for (const arg of args) text += `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`;
-  return Buffer.from(text);
+  return text;
 }
 
 /** Parses one reply starting at `at`; null when the buffer does not hold all of it yet. */
@@ -104,7 +104,7 @@ export class RespClient {
 
   /** Sends one command and returns its reply (an error reply is returned, not thrown). */
   async command(...args: string[]): Promise<Reply> {
-    this.socket.write(encodeCommand(args));
+    this.socket.write(encodeText(args));
     return (await this.takeReplies(1))[0];
   }
 
@@ -119,17 +119,19 @@ export class RespClient {
   async pipeline(commands: Iterable<string[]>, batchSize = 10_000): Promise<{ replies: number; errors: ErrorReply[] }> {
     let replies = 0;
     const errors: ErrorReply[] = [];
-    let batch: Buffer[] = [];
+    let batch = "";
+    let batched = 0;
     const flush = async () => {
-      if (batch.length === 0) return;
-      this.socket.write(Buffer.concat(batch));
-      for (const reply of await this.takeReplies(batch.length)) if (reply instanceof ErrorReply) errors.push(reply);
-      replies += batch.length;
-      batch = [];
+      if (batched === 0) return;
+      this.socket.write(batch);
+      for (const reply of await this.takeReplies(batched)) if (reply instanceof ErrorReply) errors.push(reply);
+      replies += batched;
+      batch = "";
+      batched = 0;
     };
     for (const args of commands) {
-      batch.push(encodeCommand(args));
-      if (batch.length === batchSize) await flush();
+      batch += encodeText(args);
+      if (++batched === batchSize) await flush();
     }
     await flush();
     return { replies, errors };

@@ -162,7 +162,7 @@ function expectEqual(what: string, actual: unknown, expected: unknown): void {
   if (actual !== expected) throw new Error(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
 }
 
-/** RSS at idle, then after binding an 8 GiB sparse file and reading random values from it. */
+/** RSS at idle, then after binding an 8 GiB sparse file and reading random values from it; the file is unbound and removed after. */
 async function measureMemory(mmapd: RunningMmapd): Promise<MemoryReport> {
   await Bun.sleep(1_000);
   const idleKiB = residentKiB(mmapd.pid);
@@ -170,21 +170,24 @@ async function measureMemory(mmapd: RunningMmapd): Promise<MemoryReport> {
   const fd = fs.openSync(file, "w");
   fs.ftruncateSync(fd, SPARSE_FILE_BYTES);
   fs.closeSync(fd);
-  const afterSparseReadKiB = await withClient(mmapd, async (client) => {
+  const memory = await withClient(mmapd, async (client) => {
     const count = SPARSE_FILE_BYTES / Float64Array.BYTES_PER_ELEMENT;
     expectEqual("MMAP of the sparse file", await client.expect("MMAP", "sparse", "sparse.f64", "double"), count);
+    const afterSparseBindKiB = residentKiB(mmapd.pid);
     const reads = Array.from({ length: SPARSE_VALUES_READ }, () => ["VGET", "sparse", String(Math.floor(Math.random() * count))]);
     const { errors } = await client.pipeline(reads);
     if (errors.length > 0) throw new Error(`reading the sparse file: ${errors.length} error replies, the first: ${errors[0]}`);
     expectEqual("VGET of a hole in the sparse file", await client.expect("VGET", "sparse", String(count - 1)), "0");
-    const rss = residentKiB(mmapd.pid);
+    const afterSparseReadKiB = residentKiB(mmapd.pid);
+    const afterSparseReadFileKiB = residentKiB(mmapd.pid, "RssFile");
     await client.expect("DEL", "sparse");
-    return rss;
+    return { idleKiB, sparseFileBytes: SPARSE_FILE_BYTES, afterSparseBindKiB, randomValuesRead: SPARSE_VALUES_READ, afterSparseReadKiB, afterSparseReadFileKiB, afterBenchmarksKiB: null };
   });
-  if (idleKiB !== null && afterSparseReadKiB !== null && afterSparseReadKiB - idleKiB > SPARSE_RSS_GROWTH_LIMIT_KIB) {
-    throw new Error(`mmapd's RSS grew from ${idleKiB} KiB to ${afterSparseReadKiB} KiB for ${SPARSE_VALUES_READ} reads of a sparse file: is it reading the whole file?`);
+  fs.rmSync(file);
+  if (idleKiB !== null && memory.afterSparseReadKiB !== null && memory.afterSparseReadKiB - idleKiB > SPARSE_RSS_GROWTH_LIMIT_KIB) {
+    throw new Error(`mmapd's RSS grew from ${idleKiB} KiB to ${memory.afterSparseReadKiB} KiB for ${SPARSE_VALUES_READ} reads of a sparse file: is it reading the whole file?`);
   }
-  return { idleKiB, sparseFileBytes: SPARSE_FILE_BYTES, randomValuesRead: SPARSE_VALUES_READ, afterSparseReadKiB, afterBenchmarksKiB: null };
+  return memory;
 }
 
 /** Writes `k.f64` (VALUE_COUNT doubles) and binds it as `k`; with `appendKey`, binds an empty `k2`. */
@@ -250,6 +253,7 @@ function estimateDefaultSeconds(settings: Settings, setupSeconds: number, timing
 }
 
 const integerText = (n: number) => Math.round(n).toLocaleString("en-US");
+const seconds = (since: number) => ((performance.now() - since) / 1000).toFixed(1);
 
 async function main(settings: Settings): Promise<void> {
   const started = performance.now();
@@ -258,6 +262,7 @@ async function main(settings: Settings): Promise<void> {
   const mmapd = await startMmapd("mmapd", makeTempDir("mmapd-bench-"));
   console.log(`mmapd (${mmapd.workers} workers) on port ${mmapd.port}, pid ${mmapd.pid}`);
   const memory = await measureMemory(mmapd);
+  console.log(`memory measured in ${seconds(started)} s (reading the sparse file's holes costs one page fault per value)`);
   const oneWorker = await startMmapd("mmapd --workers 1", makeTempDir("mmapd-bench-one-worker-"), ["--workers", "1"]);
   console.log(`mmapd (--workers 1) on port ${oneWorker.port}, pid ${oneWorker.pid}`);
   const redis = await startRedis("redis-server", makeTempDir("mmapd-bench-redis-"));
@@ -266,7 +271,7 @@ async function main(settings: Settings): Promise<void> {
   await loadMmapd(oneWorker, false);
   await loadRedis(redis);
   const setupSeconds = (performance.now() - started) / 1000;
-  console.log(`data loaded in ${setupSeconds.toFixed(1)} s: ${integerText(VALUE_COUNT)} values in each server`);
+  console.log(`set-up done after ${setupSeconds.toFixed(1)} s: ${integerText(VALUE_COUNT)} values in each server`);
 
   const rounds = new Map<string, { mmapd: Measurement[]; redis: Measurement[]; oneWorker: Measurement[] }>();
   const timings: RunTiming[] = [];

@@ -40,6 +40,10 @@ export class Connection {
   closeAfterReplies = false;
   closed = false;
   paused = false;
+  /** A command waiting until every earlier reply has arrived (MMAP); parsing stops meanwhile. */
+  held: import("../core/args.ts").Args | null = null;
+  /** Writable MMAPs in flight (sequence number -> file), until their replies arrive. */
+  writerClaims: Map<number, string> | null = null;
 
   constructor(
     readonly id: number,

@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Socket, TCPSocketListener } from "bun";
 import type { ArgList } from "../core/args.ts";
-import { Args, argInt, argString } from "../core/args.ts";
+import { Args, argInt, argIs, argString, argView } from "../core/args.ts";
 import { SHARD_COMMANDS, SHARD_COMMAND_INDEX, shardCommandId } from "../core/commands.ts";
 import { CommandError, Errors } from "../core/errors.ts";
 import { refuseSpecialFile, replySafe, resolveDataPath } from "../core/paths.ts";
@@ -28,6 +28,8 @@ import { log } from "./log.ts";
 import { PROTECTED_MODE_DENIED, refusedByProtectedMode } from "./protected_mode.ts";
 import type { MergeKind } from "./merge.ts";
 import { mergeReplies } from "./merge.ts";
+
+const NO_BYTES = new Uint8Array(0);
 
 /** Commands a client may send before it has authenticated. */
 const ALLOWED_BEFORE_AUTH = new Set(["auth", "hello", "quit", "reset"]);
@@ -211,6 +213,8 @@ export class MmapdServer {
     if (conn === undefined || conn.closed) return;
     conn.closed = true;
     this.connections.delete(conn.id);
+    // Its MMAPs' replies will find no connection: their claims end now (bindings they make still arrive as events).
+    if (conn.writerClaims !== null) for (const seq of [...conn.writerClaims.keys()]) this.releaseWriterClaim(conn, seq);
     this.dirtyConnections.delete(conn);
   }
 
@@ -219,9 +223,14 @@ export class MmapdServer {
   onData(conn: Connection | undefined, data: Uint8Array): void {
     if (conn === undefined || conn.closed || conn.closeAfterReplies) return;
     conn.lastActive = Date.now();
+    conn.parser.feed(data);
+    this.processCommands(conn);
+  }
+
+  /** Runs a connection's parsed commands until its input is used up or a command must wait its turn. */
+  private processCommands(conn: Connection): void {
     const parser = conn.parser;
-    parser.feed(data);
-    for (;;) {
+    while (conn.held === null) {
       const r = parser.next();
       if (r === 0) break;
       if (r < 0) {
@@ -235,6 +244,8 @@ export class MmapdServer {
       this.execute(conn, parser);
       if (conn.closeAfterReplies) break;
     }
+    // A held command stops parsing: keep the unparsed rest, as the socket may reuse its buffer.
+    if (conn.held !== null) parser.feed(NO_BYTES);
     if (parser.buffered() > this.config.clientQueryBufferLimit) {
       log("warning", `Closing client ${conn.address}: query buffer over ${this.config.clientQueryBufferLimit} bytes`);
       conn.socket.end();
@@ -278,10 +289,20 @@ export class MmapdServer {
   private deliver(connId: number, seq: number, buf: Uint8Array, start: number, end: number): void {
     const conn = this.connections.get(connId);
     if (conn === undefined) return;
+    if (conn.writerClaims !== null) this.releaseWriterClaim(conn, seq);
     // A binding change is durable before any later reply leaves.
     this.registry.syncIfNeeded();
     if (!conn.gatherPart(seq, buf, start, end)) conn.complete(seq, buf, start, end);
+    if (conn.held !== null && conn.owed === 0) this.runHeld(conn);
     this.dirtyConnections.add(conn);
+  }
+
+  /** Runs a held command now that every earlier reply has arrived, then the input that waited behind it. */
+  private runHeld(conn: Connection): void {
+    const held = conn.held!;
+    conn.held = null;
+    this.execute(conn, held);
+    this.processCommands(conn);
   }
 
   /** Runs `write` as the reply to a command that the main thread answers, keeping request order. */
@@ -355,7 +376,15 @@ export class MmapdServer {
     if (this.stats.bindingsFailed.size > 0) this.forgetFailedBindings(command, a);
     switch (command.route) {
       case "key": {
-        if (command.name === "mmap" && !this.checkMmap(conn, a)) return;
+        if (command.name === "mmap") {
+          // MMAP runs only after this connection's earlier commands are answered, so the
+          // bindings it checks against include what they did (a pipelined DEL, say).
+          if (conn.owed > 0) {
+            conn.held = Args.of(...Array.from({ length: a.argc }, (_, i) => argView(a, i)));
+            return;
+          }
+          if (!this.checkMmap(conn, a)) return;
+        }
         this.pool.send(argSlot(a, 1) % shards, conn.id, conn.nextSeq++, proto, id, a, null);
         return;
       }
@@ -426,12 +455,34 @@ export class MmapdServer {
     }
     // Keys are latin1 strings everywhere (any bytes round-trip), as the shards and the registry keep them.
     const key = Buffer.from(a.buf.buffer, a.buf.byteOffset + a.argStart[1], a.argEnd[1] - a.argStart[1]).toString("latin1");
-    const writer = this.writers.get(abs);
+    const writer = this.writers.get(abs) ?? this.pendingWriters.get(abs)?.key;
     if (writer !== undefined && writer !== key) {
       this.replyNow(conn, (w) => w.error(`ERR file is already bound writable to key '${Buffer.from(writer, "latin1").toString("utf8")}'`));
       return false;
     }
+    let writable = a.argc === 3;
+    for (let i = 4; i < a.argc; i++) if (argIs(a, i, "writable")) writable = true;
+    if (writable) {
+      // Claim the file until the shard answers, so a pipelined MMAP of it under another key
+      // (possibly on another shard) is refused even before this binding is known.
+      const claim = this.pendingWriters.get(abs);
+      if (claim === undefined) this.pendingWriters.set(abs, { key, count: 1 });
+      else claim.count++;
+      (conn.writerClaims ??= new Map()).set(conn.nextSeq, abs);
+    }
     return true;
+  }
+
+  /** Writable MMAPs sent to a shard and not answered yet, by file. */
+  private readonly pendingWriters = new Map<string, { key: string; count: number }>();
+
+  /** Drops the claim of a writable MMAP once its reply arrives (the binding, if made, is in `writers` by then). */
+  private releaseWriterClaim(conn: Connection, seq: number): void {
+    const abs = conn.writerClaims!.get(seq);
+    if (abs === undefined) return;
+    conn.writerClaims!.delete(seq);
+    const claim = this.pendingWriters.get(abs);
+    if (claim !== undefined && --claim.count === 0) this.pendingWriters.delete(abs);
   }
 
   private trackWriter(key: string, given: string, writable: boolean): void {

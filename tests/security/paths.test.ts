@@ -237,7 +237,6 @@ parentPort.postMessage(flips);
     const opens = watcher.opens();
     watcher.close();
 
-    console.log("RACE", flips, opens, JSON.stringify([...outcomes]));
     expect(flips).toBeGreaterThan(100);
     expect(opens).toBe(0);
     // Every outcome is a bind of the inside file or a refusal; both must have happened for the
