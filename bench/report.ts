@@ -41,7 +41,7 @@ export interface MemoryReport {
 export interface Results {
   date: string;
   machine: Record<string, string | number>;
-  settings: Record<string, string | number>;
+  settings: Record<string, string | number | boolean>;
   memory: MemoryReport;
   rows: ResultRow[];
   durationSeconds: number;

@@ -239,6 +239,10 @@ interface RunTiming {
 }
 
 async function measure(server: RunningServer, shape: LoadShape, testArgs: string[], timings: RunTiming[]): Promise<Measurement> {
+  // redis-benchmark waits forever for a server that is gone: fail at once instead.
+  if (server.proc.exitCode !== null || server.proc.signalCode !== null) {
+    throw new Error(`${server.label} has exited (code ${server.proc.exitCode ?? server.proc.signalCode}); its last output:\n${server.output().slice(-2000)}`);
+  }
   const started = performance.now();
   const result = await runRedisBenchmark(server.port, shape, testArgs);
   timings.push({ pipeline: shape.pipeline, requests: shape.requests, rps: result.rps, wallSeconds: (performance.now() - started) / 1000 });
@@ -340,7 +344,7 @@ async function main(settings: Settings): Promise<void> {
       mmapdCommit: toolVersion(["git", "-C", path.join(import.meta.dir, ".."), "describe", "--always", "--dirty"], /(\S+)/),
     },
     settings: {
-      quick: String(settings.quick),
+      quick: settings.quick,
       rounds: settings.rounds,
       clients: settings.clients,
       requestsAtP1: settings.requestsByPipeline[1],
@@ -359,7 +363,8 @@ async function main(settings: Settings): Promise<void> {
   const svgFile = path.join(settings.outDir, "ratios.svg");
   writeJson(jsonFile, results);
   writeSvg(svgFile, results);
-  console.log(`\nwrote ${path.relative(process.cwd(), jsonFile)} and ${path.relative(process.cwd(), svgFile)}; took ${durationSeconds.toFixed(1)} s`);
+  const shown = (file: string) => (path.relative(process.cwd(), file).startsWith("..") ? file : path.relative(process.cwd(), file));
+  console.log(`\nwrote ${shown(jsonFile)} and ${shown(svgFile)}; took ${durationSeconds.toFixed(1)} s`);
   const sizedOtherwise =
     settings.rounds !== DEFAULT_SETTINGS.rounds || PIPELINES.some((p) => settings.requestsByPipeline[p] !== DEFAULT_SETTINGS.requestsByPipeline[p]);
   if (sizedOtherwise) {
@@ -368,11 +373,13 @@ async function main(settings: Settings): Promise<void> {
 }
 
 const settings = parseSettings(process.argv.slice(2));
+let interrupted = false;
 for (const [signal, exitCode] of [
   ["SIGINT", 130],
   ["SIGTERM", 143],
 ] as const) {
   process.on(signal, () => {
+    interrupted = true;
     process.stderr.write(`\nbench: ${signal}, stopping the servers and removing the temporary directories\n`);
     void cleanUp().finally(() => process.exit(exitCode));
   });
@@ -381,7 +388,8 @@ let exitCode = 0;
 try {
   await main(settings);
 } catch (e) {
-  process.stderr.write(`\nbench FAILED: ${(e as Error).message}\n`);
+  // After SIGINT / SIGTERM the servers going away is expected; the signal handler sets the exit code.
+  if (!interrupted) process.stderr.write(`\nbench FAILED: ${(e as Error).message}\n`);
   exitCode = 1;
 } finally {
   await cleanUp();
