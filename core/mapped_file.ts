@@ -157,7 +157,11 @@ export class MappedFile {
     this.windowBytes = new Array(this.windowViews.length).fill(undefined);
   }
 
-  /** Opens and maps `absPath` (a resolved path: a symlink in the final component is refused). */
+  /**
+   * Opens and maps `absPath` (a resolved path: a symlink in the final component is refused; with
+   * `root`, a symlink anywhere, or a path that leads outside it, is). Directories, devices, FIFOs,
+   * sockets and kernel files are refused.
+   */
   static open(absPath: string, opts: MapOptions): MappedFile {
     const { writable, create, valueSize, displayPath } = opts;
     if (!Number.isInteger(valueSize) || valueSize < 1 || valueSize > MAX_VALUE_SIZE) {

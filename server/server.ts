@@ -586,7 +586,8 @@ export class MmapdServer {
     let left = this.config.workers;
     let failure: string | null = null;
     this.flushWaiters.push((reply) => {
-      if (reply.startsWith("-")) failure = reply.slice(1).trim();
+      // The error's text without its code: SAVE puts "ERR " back in front.
+      if (reply.startsWith("-")) failure = reply.slice(1).trim().replace(/^ERR /, "");
       if (--left === 0) {
         if (!this.registry.syncIfNeeded()) failure ??= `cannot write ${this.registryFile}`;
         this.stats.lastSave = Math.floor(Date.now() / 1000);

@@ -458,6 +458,37 @@ describe("open errors", () => {
     );
   });
 
+  test("kernel files that look regular (/proc, /sys) are refused", () => {
+    for (const file of ["/proc/self/mem", "/proc/self/status", "/sys/kernel/mm/transparent_hugepage/enabled"]) {
+      if (!fs.existsSync(file)) continue;
+      const options = { valueSize: 1, displayPath: file, create: false };
+      expect(replyOf(() => MappedFile.open(file, { ...options, writable: false }))).toBe(`ERR '${file}' is not a regular file`);
+    }
+    expect(replyOf(() => MappedFile.open("/proc/self/mem", { valueSize: 1, displayPath: "m", create: false, writable: true }))).toBe(
+      "ERR 'm' is not a regular file",
+    );
+  });
+
+  test("with a root, a path that leads outside it or through a symlink is refused at the open", () => {
+    const root = path.join(dir, "root");
+    fs.mkdirSync(path.join(root, "sub"), { recursive: true });
+    fs.writeFileSync(path.join(dir, "outside.bin"), Buffer.alloc(8));
+    fs.writeFileSync(path.join(root, "sub", "in.bin"), Buffer.alloc(8));
+    fs.symlinkSync(dir, path.join(root, "up"));
+    const outside = "ERR path is outside the data directory";
+    const opts = { writable: false, create: false, valueSize: 8, displayPath: "x", root };
+    expect(replyOf(() => MappedFile.open(path.join(dir, "outside.bin"), opts))).toBe(outside);
+    expect(replyOf(() => MappedFile.open(path.join(root, "up", "outside.bin"), opts))).toBe(outside);
+    expect(replyOf(() => MappedFile.open(path.join(root, "up", "new.bin"), { ...opts, writable: true, create: true }))).toBe(outside);
+    expect(fs.existsSync(path.join(dir, "new.bin"))).toBe(false);
+    const inside = MappedFile.open(path.join(root, "sub", "in.bin"), opts);
+    opened.push(inside);
+    expect(inside.count).toBe(1);
+    const created = MappedFile.open(path.join(root, "sub", "made.bin"), { ...opts, writable: true, create: true });
+    opened.push(created);
+    expect(fs.statSync(path.join(root, "sub", "made.bin")).mode & 0o777).toBe(0o644 & ~process.umask());
+  });
+
   test("a symlink as the final component is not followed", () => {
     fs.writeFileSync(path.join(dir, "target.bin"), Buffer.alloc(8));
     fs.symlinkSync(path.join(dir, "target.bin"), path.join(dir, "link.bin"));

@@ -1,13 +1,15 @@
 /**
  * Tests for core/paths.ts: which client paths resolve inside the data directory, which are refused,
- * and the error texts, on real directories and symlinks in a fresh temp dir.
+ * the error texts, the early refusal of special files, and the open confined beneath the data
+ * directory (openat2), on real directories and symlinks in a fresh temp dir.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CommandError } from "../../core/errors.ts";
-import { replySafe, resolveDataPath } from "../../core/paths.ts";
+import { ELOOP, ENOENT, EXDEV } from "../../core/libc.ts";
+import { openDataFile, refuseSpecialFile, replySafe, resolveDataPath } from "../../core/paths.ts";
 
 const OUTSIDE = "ERR path is outside the data directory";
 
@@ -139,5 +141,48 @@ describe("resolveDataPath errors", () => {
       "ERR cannot open 'no  dir/x': No such file or directory",
     );
     expect(replySafe("a\nb\rc")).toBe("a b c");
+  });
+});
+
+describe("refuseSpecialFile", () => {
+  test("regular files and missing paths pass; directories, FIFOs and devices are refused", () => {
+    refuseSpecialFile(path.join(data, "sub", "real.bin"), "sub/real.bin");
+    refuseSpecialFile(path.join(data, "missing.bin"), "missing.bin");
+    expect(replyOf(() => refuseSpecialFile(path.join(data, "sub"), "sub"))).toBe("ERR 'sub' is not a regular file");
+    expect(replyOf(() => refuseSpecialFile("/dev/null", "/dev/null"))).toBe("ERR '/dev/null' is not a regular file");
+    expect(replyOf(() => refuseSpecialFile(path.join(data, "sub"), "a\r\nb"))).toBe("ERR 'a  b' is not a regular file");
+  });
+});
+
+describe("openDataFile", () => {
+  const { O_RDONLY, O_RDWR, O_CREAT } = fs.constants;
+
+  /** Opens and closes; returns the fd's sign: the errno when negative. */
+  function tryOpen(file: string, flags: number, root: string | undefined): number {
+    const fd = openDataFile(file, flags, 0o644, root);
+    if (fd >= 0) fs.closeSync(fd);
+    return fd >= 0 ? 0 : fd;
+  }
+
+  test("a file beneath the root opens; one created there is created", () => {
+    expect(tryOpen(path.join(data, "sub", "real.bin"), O_RDONLY, data)).toBe(0);
+    expect(tryOpen(path.join(data, "sub", "new.bin"), O_RDWR | O_CREAT, data)).toBe(0);
+    expect(fs.existsSync(path.join(data, "sub", "new.bin"))).toBe(true);
+    expect(tryOpen(path.join(data, "nope.bin"), O_RDONLY, data)).toBe(-ENOENT);
+  });
+
+  test("outside the root, or through any symlink, nothing is opened or created", () => {
+    expect(tryOpen(path.join(outside, "secret.bin"), O_RDONLY, data)).toBe(-EXDEV);
+    fs.symlinkSync(outside, path.join(data, "out"));
+    fs.symlinkSync(path.join(data, "sub"), path.join(data, "in"));
+    // A symlink, even one that stays inside, means the path changed since it was resolved.
+    expect(tryOpen(path.join(data, "out", "secret.bin"), O_RDONLY, data)).toBe(-ELOOP);
+    expect(tryOpen(path.join(data, "out", "made.bin"), O_RDWR | O_CREAT, data)).toBe(-ELOOP);
+    expect(tryOpen(path.join(data, "in", "real.bin"), O_RDONLY, data)).toBe(-ELOOP);
+    expect(fs.existsSync(path.join(outside, "made.bin"))).toBe(false);
+  });
+
+  test("without a root it is a plain open", () => {
+    expect(tryOpen(path.join(outside, "secret.bin"), O_RDONLY, undefined)).toBe(0);
   });
 });

@@ -13,7 +13,7 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import fs from "node:fs";
 import { RawClient, call, startServer, tempDir, writeRawFile, type TestServer } from "../helpers/server.ts";
-import { checkAfterRestart, KeyModel, KINDS, seededRandom, WriterClient } from "./workload.ts";
+import { checkKeys, KeyModel, KINDS, seededRandom, WriterClient } from "./workload.ts";
 
 setDefaultTimeout(90_000);
 
@@ -103,7 +103,7 @@ async function crashRounds(fsync: string, rounds: number, firstSeed: number, loa
         outcome.acknowledged += c.acknowledged;
       }
       server = await startServer({ dir, args });
-      const check = await checkAfterRestart(server.port, models, graceMs === 0 ? Infinity : killedAt - graceMs);
+      const check = await checkKeys(server.port, models, graceMs === 0 ? Infinity : killedAt - graceMs);
       expect({ round, seed, failures: check.failures }).toEqual({ round, seed, failures: [] });
       expect(server.output()).not.toContain("not restored");
       outcome.rounds++;

@@ -139,6 +139,33 @@ describe("a bound file shrunk by another process", () => {
   });
 });
 
+describe("after a shard worker is restarted", () => {
+  test("its new worker is guarded too", async () => {
+    const other = await startServer({ args: ["--workers", "1", "--enable-debug-command"] });
+    const c = await RawClient.connect(other.port);
+    try {
+      const values = new Float64Array(50_000).map((_, i) => i + 0.5);
+      fs.writeFileSync(path.join(other.dir, "r.f64"), new Uint8Array(values.buffer));
+      expect(await call(c, "MMAP", "r", "r.f64", "double")).toBe(50_000n);
+      expect(await call(c, "DEBUG", "CRASH-SHARD", "0")).toBe("OK");
+      // The binding comes back with the restarted worker.
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline && !other.output().includes("restarting it with its bindings")) await Bun.sleep(20);
+      let reply: Reply = null;
+      while (Date.now() < deadline && (reply = await call(c, "VGET", "r", "49999")) !== "49999.5") await Bun.sleep(50);
+      expect(reply).toBe("49999.5");
+      fs.truncateSync(path.join(other.dir, "r.f64"), 8);
+      expect(await call(c, "VGET", "r", "49999")).toEqual(changed("r.f64"));
+      expect(await call(c, "PING")).toBe("PONG");
+      expect(other.proc.exitCode).toBeNull();
+    } finally {
+      c.close();
+      await other.stop();
+      other.cleanup();
+    }
+  }, 30_000);
+});
+
 describe("advisory locks", () => {
   test("flock -n on a file bound writable fails; after DEL it succeeds", async () => {
     const file = writeValues("locked.f64", 10);

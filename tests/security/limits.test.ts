@@ -85,7 +85,7 @@ describe("input and output limits", () => {
     lazy.on("error", () => {});
     const vall = resp("VALL", "big");
     for (let i = 0; i < 20; i++) lazy.write(vall); // about 26 MB of replies asked for: more than kernel buffers hold
-    await waitForLog(server, (log) => /Closing client 127\.0\.0\.1:\d+: \d+ bytes of replies unread \(client-output-buffer-limit\)/.test(log));
+    await waitForLog(server, (log) => /Closing client 127\.0\.0\.1:\d+: \d+ bytes of replies unread \(client-output-buffer-limit\)/.test(log), 15_000);
     // Others are served meanwhile, big replies included.
     expect(await call(bystander, "PING")).toBe("PONG");
     const all = await call(bystander, "VALL", "big");
@@ -100,7 +100,7 @@ describe("input and output limits", () => {
     expect(received).toBeLessThan(20 * 1_300_000);
     const info = await call(bystander, "INFO", "stats");
     expect(String(info)).toMatch(/client_output_buffer_limit_disconnections:[1-9]/);
-  });
+  }, 30_000);
 });
 
 describe("maxclients", () => {

@@ -210,32 +210,38 @@ parentPort.postMessage(flips);
     const flipped = new Promise<number>((resolve) => worker.once("message", resolve));
 
     const outcomes = new Map<string, number>();
-    const ATTEMPTS = 400;
-    for (let i = 0; i < ATTEMPTS; i++) {
-      const given = i % 2 === 0 ? "flip_dir/f.f64" : "flip_file.f64";
-      const key = `race${i}`;
-      // Read-only and writable (which would create a missing file) in turn.
-      const reply = await call(client, "MMAP", key, given, ...(i % 4 < 2 ? ["double"] : ["double", "WRITABLE"]));
-      let outcome: string;
-      if (reply === 2n) {
-        // Bound: it must be the inside file (the outside one holds 666, 667).
-        expect(await call(client, "VGET", key, "0")).toBe("0.5");
-        expect(await call(client, "DEL", key)).toBe(1n);
-        outcome = "bound inside";
-      } else if (reply === 0n) {
-        // Writable, at a moment the file was moved away: a new empty file was created in its place.
-        expect(await call(client, "DEL", key)).toBe(1n);
-        outcome = "created inside";
-      } else if (reply instanceof ReplyError) {
-        outcome = reply.message.replace(/'[^']*'/g, "'…'");
-      } else throw new Error(`unexpected reply ${String(reply)}`);
-      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    let flips = 0;
+    let opens = -1;
+    try {
+      const ATTEMPTS = 400;
+      for (let i = 0; i < ATTEMPTS; i++) {
+        const given = i % 2 === 0 ? "flip_dir/f.f64" : "flip_file.f64";
+        const key = `race${i}`;
+        // Read-only and writable (which would create a missing file) in turn.
+        const reply = await call(client, "MMAP", key, given, ...(i % 4 < 2 ? ["double"] : ["double", "WRITABLE"]));
+        let outcome: string;
+        if (reply === 2n) {
+          // Bound: it must be the inside file (the outside one holds 666, 667).
+          expect(await call(client, "VGET", key, "0")).toBe("0.5");
+          expect(await call(client, "DEL", key)).toBe(1n);
+          outcome = "bound inside";
+        } else if (reply === 0n) {
+          // Writable, at a moment the file was moved away: a new empty file was created in its place.
+          expect(await call(client, "DEL", key)).toBe(1n);
+          outcome = "created inside";
+        } else if (reply instanceof ReplyError) {
+          outcome = reply.message.replace(/'[^']*'/g, "'…'");
+        } else throw new Error(`unexpected reply ${String(reply)}`);
+        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+      }
+    } finally {
+      // Stopped whatever happened, so that nothing renames files while they are cleaned up.
+      Atomics.store(new Int32Array(stop), 0, 1);
+      flips = await Promise.race([flipped, Bun.sleep(5000).then(() => -1)]);
+      await worker.terminate();
+      opens = watcher.opens();
+      watcher.close();
     }
-    Atomics.store(new Int32Array(stop), 0, 1);
-    const flips = await flipped;
-    await worker.terminate();
-    const opens = watcher.opens();
-    watcher.close();
 
     expect(flips).toBeGreaterThan(100);
     expect(opens).toBe(0);
