@@ -132,6 +132,11 @@ export class MappedFile {
   private fd: number;
   private address: number;
   private mappedLength: number;
+  /**
+   * The file's size on disk as mmapd last set it: equal to byteLength, except inside a batch of
+   * appends that `growAhead` sized at once (then larger until `settleLength`).
+   */
+  private diskLength: number;
   private closed = false;
   // This mapping's slot in the SIGBUS guard's table, or -1 when unguarded (or nothing is mapped).
   private guardSlot = -1;
@@ -153,6 +158,7 @@ export class MappedFile {
     this.count = byteLength / opts.valueSize;
     this.address = address;
     this.mappedLength = mappedLength;
+    this.diskLength = byteLength;
     this.windowViews = new Array(Math.ceil(mappedLength / WINDOW_STRIDE)).fill(undefined);
     this.windowBytes = new Array(this.windowViews.length).fill(undefined);
   }
@@ -283,9 +289,16 @@ export class MappedFile {
     if (!Number.isSafeInteger(newCount) || newCount < 0) fail(`invalid value count ${newCount}`);
     const newLength = newCount * this.valueSize;
     if (!Number.isSafeInteger(newLength)) fail(`invalid value count ${newCount}`);
+    if (newLength > this.byteLength && newLength <= this.diskLength) {
+      // Room made by growAhead: no system call. A fault absorbed meanwhile still counts.
+      if (this.checkFaults()) throw changedSizeError(this.displayPath);
+      this.byteLength = newLength;
+      this.count = newCount;
+      return;
+    }
     // Resizing a file that another process resized would cut or zero-fill its data unseen.
     if (this.changedOutside()) throw changedSizeError(this.displayPath);
-    if (newLength === this.byteLength) return;
+    if (newLength === this.byteLength && newLength === this.diskLength) return;
 
     if (newLength > this.mappedLength) {
       this.growMapping(newLength);
@@ -299,10 +312,31 @@ export class MappedFile {
     this.count = newCount;
   }
 
+  /**
+   * Makes the file `extraBytes` longer on disk at once, ahead of a batch of appends, so that each
+   * append inside the batch is a bare bounds update instead of a system call. `settleLength` then
+   * sets the exact size; the bytes grown but not appended are never part of byteLength.
+   */
+  growAhead(extraBytes: number): void {
+    this.checkOpen();
+    const target = this.byteLength + extraBytes;
+    if (!this.writable || !(extraBytes > 0) || target <= this.diskLength || !Number.isSafeInteger(target)) return;
+    if (this.changedOutside()) return; // the appends themselves will report it
+    if (target > this.mappedLength) this.growMapping(target);
+    else this.truncate(target);
+  }
+
+  /** Sets the file's size on disk back to byteLength after a batch that grew it ahead. */
+  settleLength(): void {
+    if (this.closed || this.diskLength === this.byteLength || this.sizeChanged) return;
+    this.truncate(this.byteLength);
+  }
+
   /** Flushes written pages and size changes to disk; returns when they are durable. */
   sync(): void {
     this.checkOpen();
     if (!this.writable) return; // nothing of ours to flush
+    this.settleLength();
     if (this.byteLength > 0 && msync(this.address, this.byteLength, MS_SYNC) !== 0) {
       throw systemError(`cannot sync '${replySafe(this.displayPath)}'`, errno());
     }
@@ -321,7 +355,7 @@ export class MappedFile {
   changedOutside(): boolean {
     this.checkOpen();
     if (this.checkFaults()) return true;
-    if (fileSize(this.fd) !== this.byteLength) this.sizeChanged = true;
+    if (fileSize(this.fd) !== this.diskLength) this.sizeChanged = true;
     return this.sizeChanged;
   }
 
@@ -337,6 +371,14 @@ export class MappedFile {
   /** Unmaps and closes (releasing the lock); any later use throws. Closing twice does nothing. */
   close(): void {
     if (this.closed) return;
+    // A file grown ahead for appends keeps only what was appended.
+    if (this.writable && this.diskLength !== this.byteLength && !this.sizeChanged) {
+      try {
+        this.truncate(this.byteLength);
+      } catch {
+        // closing goes on: the file is still consistent up to byteLength
+      }
+    }
     this.closed = true;
     // Bounds of zero make every later locate, readInto and writeFrom throw before any access.
     this.byteLength = 0;
@@ -403,6 +445,7 @@ export class MappedFile {
     } catch (error) {
       throw systemError(`cannot resize '${replySafe(this.displayPath)}'`, errnoOf(error));
     }
+    this.diskLength = newLength;
   }
 
   /** Grows the file past the reservation: maps it anew with room to double, then drops the old mapping. */

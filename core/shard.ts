@@ -147,6 +147,42 @@ export class Shard {
     return true;
   }
 
+  /** Files grown ahead for the appends of the current batch, and by how much each will grow. */
+  private readonly appendsAhead = new Map<Binding, number>();
+
+  /** Notes that a waiting command will append `bytes` to the file of argument i's key (see growAhead). */
+  noteAppend(a: ArgList, i: number, values: number): void {
+    const b = this.find(a, i);
+    if (b === undefined || !b.writable || values <= 0) return;
+    this.appendsAhead.set(b, (this.appendsAhead.get(b) ?? 0) + values * b.width);
+  }
+
+  /**
+   * Grows each file once for every append noted since the last batch, so the appends themselves
+   * make no system call; `settleAppends` trims what was not used (a refused VADD).
+   */
+  growAhead(): void {
+    for (const [b, bytes] of this.appendsAhead) {
+      try {
+        b.file.growAhead(bytes);
+      } catch {
+        this.appendsAhead.delete(b); // the appends will meet the same error one by one
+      }
+    }
+  }
+
+  /** Sets every file grown ahead to its exact size (end of a batch, before replies leave). */
+  settleAppends(): void {
+    for (const b of this.appendsAhead.keys()) {
+      try {
+        b.file.settleLength();
+      } catch {
+        // a failed trim leaves zeros past byteLength; the next resize or sync tries again
+      }
+    }
+    this.appendsAhead.clear();
+  }
+
   /** Makes room for `bytes` bytes in the scratch buffer. */
   reserveScratch(bytes: number): void {
     if (bytes <= this.scratch.length) return;

@@ -551,7 +551,7 @@ export class MmapdServer {
     for (const key of keys) {
       if (!this.stats.bindingsFailed.delete(key)) continue;
       this.onCatalog({ op: "unbind", key });
-      log("notice", `Forgot the binding of key '${key}', whose file could not be bound at start`);
+      log("notice", `Forgot the binding of key '${Buffer.from(key, "latin1").toString("utf8")}', whose file could not be bound at start`);
     }
   }
 

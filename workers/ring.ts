@@ -122,6 +122,22 @@ export class Ring {
     return tail + 4;
   }
 
+  /** Calls `visit` with the payload offset of every published record not consumed yet, without consuming them. */
+  forEachPending(visit: (offset: number) => void): void {
+    let at = this.readAt >= 0 ? this.readAt : Atomics.load(this.header, TAIL);
+    const head = Atomics.load(this.header, HEAD);
+    while (at !== head) {
+      const len = this.words[at >> 2];
+      if (len === WRAP) {
+        at = 0;
+        continue;
+      }
+      visit(at + 4);
+      at += 4 + ((len + 3) & ~3);
+      if (at === this.capacity) at = 0;
+    }
+  }
+
   /** Payload length of the record whose payload starts at `offset`. */
   length(offset: number): number {
     return this.words[(offset - 4) >> 2];

@@ -150,9 +150,29 @@ function checkSizesIfDue(): void {
   shard.checkFileSizes();
 }
 
+const VADD_ID = SHARD_COMMANDS.findIndex((c) => c.name === "vadd");
+
+/**
+ * Looks at the VADDs waiting on the ring before running them, so each file grows once for the
+ * whole batch (one ftruncate) instead of once per VADD.
+ */
+function growFilesForWaitingAppends(): void {
+  let appends = 0;
+  requests.forEachPending((at) => {
+    const w = at >> 2;
+    const commandWord = requests.words[w + 2];
+    if ((commandWord & 0xffff) !== VADD_ID || (commandWord >> 24) & FLAG_OUT_OF_BAND) return;
+    decodeArgs(requests.data, requests.words, w);
+    shard.noteAppend(args, 1, args.argc - 2);
+    appends++;
+  });
+  if (appends > 1) shard.growAhead();
+}
+
 async function loop(): Promise<never> {
   for (;;) {
     checkSizesIfDue();
+    growFilesForWaitingAppends();
     let ran = 0;
     for (let at = requests.next(); at >= 0; at = requests.next()) {
       const w = at >> 2;
@@ -176,6 +196,7 @@ async function loop(): Promise<never> {
       if ((ran & 63) === 0) requests.release();
     }
     requests.release();
+    shard.settleAppends();
     if (ran > 0 && fsyncPolicy === "always") shard.flushDirty();
     replies.publish();
     flushIfDue();
