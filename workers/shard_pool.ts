@@ -182,12 +182,7 @@ export class ShardPool {
       replies.setSleeping(true);
       if (replies.hasRecords()) {
         replies.setSleeping(false);
-        try {
-          this.drain(host, replies);
-        } catch (e) {
-          // Keep the shard's replies flowing even if delivering one of them hit a bug.
-          console.error(`mmapd: internal error delivering replies of shard ${index}:`, e);
-        }
+        this.drainSafely(index, host, replies);
         queueMicrotask(arm);
         return;
       }
@@ -200,6 +195,15 @@ export class ShardPool {
         });
     };
     arm();
+  }
+
+  /** Drains a reply ring; a bug while delivering one reply must not stop the shard's replies. */
+  private drainSafely(index: number, host: ShardHost, replies: Ring): void {
+    try {
+      this.drain(host, replies);
+    } catch (e) {
+      console.error(`mmapd: internal error delivering replies of shard ${index}:`, e);
+    }
   }
 
   private drain(host: ShardHost, replies: Ring): void {
@@ -312,7 +316,12 @@ export class ShardPool {
   /** Makes every request sent since the last call visible to its shard. */
   publishAll(): void {
     this.publishScheduled = false;
-    for (let i = 0; i < this.hosts.length; i++) if (this.hosts[i].needsPublish) this.publish(i);
+    for (let i = 0; i < this.hosts.length; i++) {
+      const host = this.hosts[i];
+      if (host.needsPublish) this.publish(i);
+      // Replies that are already there go out now, without waiting for the wake-up to come round.
+      if (host.alive && host.replies.hasRecords()) this.drainSafely(i, host, host.replies);
+    }
   }
 
   private publishScheduled = false;

@@ -150,6 +150,12 @@ function checkSizesIfDue(): void {
   shard.checkFileSizes();
 }
 
+/** How long an idle worker blocks on its ring before sleeping through its event loop. */
+const BLOCKING_WAIT_MS = 2;
+/** How often a busy worker lets its event loop run (messages, timers). */
+const YIELD_EVERY_MS = 10;
+let lastYield = performance.now();
+
 const VADD_ID = SHARD_COMMANDS.findIndex((c) => c.name === "vadd");
 
 /**
@@ -200,9 +206,23 @@ async function loop(): Promise<never> {
     if (ran > 0 && fsyncPolicy === "always") shard.flushDirty();
     replies.publish();
     flushIfDue();
-    if (ran > 0) continue;
-    const seen = requests.signal();
+    if (ran > 0) {
+      // Under steady load the loop never sleeps: let messages and timers in now and then.
+      const now = performance.now();
+      if (now - lastYield > YIELD_EVERY_MS) {
+        lastYield = now;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      continue;
+    }
+    let seen = requests.signal();
     requests.setSleeping(true);
+    if (!requests.hasRecords()) {
+      // A blocking wait wakes at once when the main thread publishes (a futex), much sooner than
+      // an event-loop wake-up; past a short while, sleep through the event loop instead.
+      requests.wait(seen, BLOCKING_WAIT_MS);
+      seen = requests.signal();
+    }
     if (!requests.hasRecords()) {
       const wake = requests.waitAsync(seen, fsyncPolicy === "everysec" && shard.dirty.size > 0 ? Math.max(1, lastFlush + 1000 - performance.now()) : 60_000);
       if (wake !== null) await wake;
