@@ -31,6 +31,9 @@ import { mergeReplies } from "./merge.ts";
 
 const NO_BYTES = new Uint8Array(0);
 
+/** Replies a client may be owed before its socket stops being read. */
+const MAX_OWED_REPLIES = 100_000;
+
 /** Commands a client may send before it has authenticated. */
 const ALLOWED_BEFORE_AUTH = new Set(["auth", "hello", "quit", "reset"]);
 
@@ -74,7 +77,7 @@ export class MmapdServer {
       {
         deliver: (conn, seq, buf, start, end) => this.deliver(conn, seq, buf, start, end),
         catalog: (_shard, event) => this.onCatalog(event),
-        flush: () => this.flushDirty(),
+        flush: () => this.endTurnSoon(),
         shardRestarted: (shard, reason) => {
           this.stats.shardRestarts++;
           log("warning", `Shard ${shard} worker died (${reason}); restarting it with its bindings`);
@@ -252,13 +255,35 @@ export class MmapdServer {
       this.onClose(conn);
       return;
     }
-    this.pool.publishSoon();
-    this.flushConnection(conn);
+    this.dirtyConnections.add(conn);
+    this.endTurnSoon();
     // Bound the replies a client may have outstanding: stop reading until they are written.
-    if (!conn.paused && (conn.owed > 100_000 || conn.backlog !== null)) {
-      conn.paused = true;
-      conn.socket.pause();
-    }
+    if (!conn.paused && conn.owed > MAX_OWED_REPLIES) this.pauseReading(conn);
+  }
+
+  private pauseReading(conn: Connection): void {
+    conn.paused = true;
+    conn.socket.pause();
+  }
+
+  private turnEndScheduled = false;
+  private readonly endTurnBound = () => this.endTurn();
+
+  /**
+   * Schedules `endTurn` after the socket reads that are ready now, as Redis writes its replies
+   * before it sleeps: each shard is woken once and each client gets one write per turn.
+   */
+  private endTurnSoon(): void {
+    if (this.turnEndScheduled) return;
+    this.turnEndScheduled = true;
+    setImmediate(this.endTurnBound);
+  }
+
+  /** Publishes the turn's commands to the shards (collecting replies already there), then writes every client's replies. */
+  private endTurn(): void {
+    this.turnEndScheduled = false;
+    this.pool.publishAll();
+    this.flushDirty();
   }
 
   private resumeIfDrained(conn: Connection): void {
@@ -277,6 +302,8 @@ export class MmapdServer {
       this.onClose(conn);
       return;
     }
+    // A client whose replies the socket did not take stops being read until they drain.
+    if (conn.backlog !== null && !conn.paused) this.pauseReading(conn);
     this.resumeIfDrained(conn);
   }
 
@@ -316,6 +343,7 @@ export class MmapdServer {
     write(w);
     this.finish(conn, seq, w);
     this.dirtyConnections.add(conn);
+    this.endTurnSoon();
   }
 
   /** Where the reply for `seq` is written: `out` when it is in turn, else a scratch writer. */

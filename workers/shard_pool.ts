@@ -315,7 +315,6 @@ export class ShardPool {
 
   /** Makes every request sent since the last call visible to its shard. */
   publishAll(): void {
-    this.publishScheduled = false;
     for (let i = 0; i < this.hosts.length; i++) {
       const host = this.hosts[i];
       if (host.needsPublish) this.publish(i);
@@ -323,20 +322,6 @@ export class ShardPool {
       if (host.alive && host.replies.hasRecords()) this.drainSafely(i, host, host.replies);
     }
   }
-
-  private publishScheduled = false;
-
-  /**
-   * Publishes once the event loop has run every socket read that is ready now: many clients'
-   * commands then cost one wake-up of each shard instead of one per read.
-   */
-  publishSoon(): void {
-    if (this.publishScheduled) return;
-    this.publishScheduled = true;
-    setImmediate(this.publishAllBound);
-  }
-
-  private readonly publishAllBound = () => this.publishAll();
 
   private publish(index: number): void {
     const host = this.hosts[index];
