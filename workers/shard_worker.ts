@@ -46,8 +46,15 @@ parentPort!.on("message", (m: ShardMessage) => {
   if (m.type === "request") {
     bigRequests.push(m.bytes);
     bigRequestArrived?.();
-  } else if (m.type === "fsync") fsyncPolicy = m.policy;
-  else if (m.type === "crash") {
+  } else if (m.type === "fsync") {
+    fsyncPolicy = m.policy;
+    // Writes acknowledged under the old policy are flushed now: an idle shard would otherwise
+    // keep them until its next command (a sleep armed under `no` lasts a minute).
+    if (m.policy !== "no") {
+      shard.flushDirty();
+      lastFlush = performance.now();
+    }
+  } else if (m.type === "crash") {
     setTimeout(() => {
       throw new Error("crash requested by DEBUG CRASH-SHARD");
     });

@@ -188,7 +188,7 @@ export class WriterClient {
   readonly finished: Promise<void>;
   private readonly socket: net.Socket;
   private readonly inFlight: Op[] = [];
-  private buffer = Buffer.alloc(0);
+  private buffer: Buffer = Buffer.alloc(0);
   private stopped = false;
   private readonly queue: Op[];
 
@@ -209,7 +209,7 @@ export class WriterClient {
     this.finished = new Promise((resolve) => this.socket.on("close", () => resolve()));
     this.socket.on("error", () => {});
     this.socket.on("connect", () => this.fill());
-    this.socket.on("data", (chunk) => this.onData(chunk));
+    this.socket.on("data", (chunk: Buffer) => this.onData(chunk));
   }
 
   /** Stops sending; the commands in flight still get their replies. */
@@ -322,7 +322,7 @@ export async function checkKeys(port: number, models: KeyModel[], cutoff: number
       const binding = { path: fields.get("path"), type: fields.get("type"), writable: fields.get("writable") };
       const want = { path: m.path, type: m.kind.type, writable: m.writable ? 1n : 0n };
       if (binding.path !== want.path || binding.type !== want.type || binding.writable !== want.writable) {
-        result.failures.push(`${m.key}: bound as ${describe(binding as Reply)}, not ${describe(want as unknown as Reply)}`);
+        result.failures.push(`${m.key}: bound as ${describe(binding as unknown as Reply)}, not ${describe(want as unknown as Reply)}`);
       }
       const all = await call(c, "VALL", m.key);
       if (!Array.isArray(all)) {
