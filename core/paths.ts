@@ -27,6 +27,12 @@ function isWithin(candidate: string, root: string): boolean {
 }
 
 /**
+ * The data directory's real path, resolved once per process: it is fixed at start, and the open
+ * itself is confined beneath it by the kernel, so a later swap of it could not lead outside anyway.
+ */
+const realDataDirs = new Map<string, string>();
+
+/**
  * Returns the absolute path to open for `given`: relative paths resolve under `dataDir`, and
  * symlinks in the parent directories and in the final component are resolved. Throws
  * "ERR path is outside the data directory" if the result is not under the data directory (unless
@@ -37,11 +43,14 @@ export function resolveDataPath(dataDir: string, given: string, allowAnyPath: bo
   // A NUL would silently cut the path short in the C calls below.
   if (given.includes("\0")) throw cannotOpen(given, EINVAL);
 
-  let root: string;
-  try {
-    root = fs.realpathSync(dataDir);
-  } catch (error) {
-    throw new CommandError(`ERR cannot open the data directory: ${strerror(errnoOf(error))}`);
+  let root = realDataDirs.get(dataDir);
+  if (root === undefined) {
+    try {
+      root = fs.realpathSync(dataDir);
+    } catch (error) {
+      throw new CommandError(`ERR cannot open the data directory: ${strerror(errnoOf(error))}`);
+    }
+    realDataDirs.set(dataDir, root);
   }
 
   // `..` is settled lexically first: a path that leaves the data directory on its face is refused

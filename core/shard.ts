@@ -73,6 +73,8 @@ const latin1 = (buf: Uint8Array, start: number, end: number) => Buffer.from(buf.
 export class Shard {
   /** Bindings by key. Keys are kept as latin1 strings so any bytes round-trip. */
   readonly bindings = new Map<string, Binding>();
+  /** Writable bindings by absolute file path: one writer per file, checked without a scan. */
+  readonly writers = new Map<string, Binding>();
   /** Scratch space where write commands encode values before touching the file. */
   scratch = new Uint8Array(4096);
   scratchView = new DataView(this.scratch.buffer);
@@ -122,6 +124,7 @@ export class Shard {
   /** Adds a binding and tells the owner. */
   bind(binding: Binding): void {
     this.bindings.set(binding.key, binding);
+    if (binding.writable) this.writers.set(binding.absPath, binding);
     this.options.onCatalogChange?.({
       op: "bind",
       key: binding.key,
@@ -137,6 +140,7 @@ export class Shard {
     const binding = this.bindings.get(key);
     if (binding === undefined) return false;
     this.bindings.delete(key);
+    if (this.writers.get(binding.absPath) === binding) this.writers.delete(binding.absPath);
     if (this.dirty.delete(binding)) binding.file.sync();
     if (this.lastBinding === binding) {
       this.lastBinding = undefined;
@@ -214,6 +218,7 @@ export class Shard {
     this.flushDirty();
     for (const b of this.bindings.values()) b.file.close();
     this.bindings.clear();
+    this.writers.clear();
     this.lastBinding = undefined;
   }
 

@@ -66,11 +66,8 @@ export function bindFile(shard: Shard, spec: BindSpec, create: boolean): Binding
     if (!existing.file.changedOutside()) return existing;
     shard.unbind(spec.key);
   }
-  for (const other of shard.bindings.values()) {
-    if (other.absPath === absPath && other.writable) {
-      fail(`file is already bound writable to key '${Buffer.from(other.key, "latin1").toString("utf8")}'`);
-    }
-  }
+  const writer = shard.writers.get(absPath);
+  if (writer !== undefined) fail(`file is already bound writable to key '${Buffer.from(writer.key, "latin1").toString("utf8")}'`);
   const root = shard.options.allowAnyPath ? undefined : shard.options.dataDir;
   const file = MappedFile.open(absPath, { writable: spec.writable, create, valueSize: spec.width, displayPath: spec.path, root });
   const binding = new Binding(spec.key, file, spec.type, spec.width, spec.path, absPath);
