@@ -7,7 +7,7 @@
  * every value before it changes a byte of the file.
  */
 import type { ArgList } from "./args.ts";
-import { argLength, argString } from "./args.ts";
+import { argInt, argString } from "./args.ts";
 import type { ReplyWriter } from "../protocol/reply_writer.ts";
 
 export interface ValueType {
@@ -26,26 +26,6 @@ export interface ValueType {
 }
 
 const TWO32 = 4294967296;
-
-/** Parses argument i as a decimal integer into [min, max]; returns the number or NaN. Exact up to 2^53. */
-function parseSmallInt(a: ArgList, i: number): number {
-  let p = a.argStart[i];
-  const end = a.argEnd[i];
-  const buf = a.buf;
-  if (p === end || end - p > 17) return NaN;
-  let negative = false;
-  if (buf[p] === 45 || buf[p] === 43) {
-    negative = buf[p] === 45;
-    if (++p === end) return NaN;
-  }
-  let n = 0;
-  for (; p < end; p++) {
-    const d = buf[p] - 48;
-    if (d < 0 || d > 9) return NaN;
-    n = n * 10 + d;
-  }
-  return negative ? -n : n;
-}
 
 const INTEGER_TEXT = /^[+-]?[0-9]+$/;
 
@@ -72,10 +52,10 @@ function smallInt(spec: IntSpec): ValueType {
     width: spec.width,
     numeric: true,
     encode(a, i, dst, off) {
-      let n = parseSmallInt(a, i);
+      let n = argInt(a, i);
       if (n !== n) {
-        // Too long for the fast path: an integer all the same (leading zeros, many digits)?
-        const big = argLength(a, i) > 17 ? parseBigInt(a, i) : null;
+        // Beyond the exact fast path: an integer all the same (many digits or leading zeros)?
+        const big = parseBigInt(a, i);
         if (big === null) return "ERR value must be integer";
         if (big < BigInt(spec.min) || big > BigInt(spec.max)) return rangeError;
         n = Number(big);
@@ -105,7 +85,7 @@ function bigInt(name: string, signed: boolean): ValueType {
     width: 8,
     numeric: true,
     encode(a, i, dst, off) {
-      const n = parseSmallInt(a, i);
+      const n = argInt(a, i);
       if (n === n && Math.abs(n) <= Number.MAX_SAFE_INTEGER) {
         if (!signed && n < 0) return rangeError;
         const high = Math.floor(n / TWO32);
