@@ -14,6 +14,7 @@ import {
   msync, munmap, strerror, systemError,
 } from "../../core/libc.ts";
 import { MappedFile, type MapOptions } from "../../core/mapped_file.ts";
+import { replyOf } from "../helpers/command_error.ts";
 
 const GIB = 2 ** 30;
 
@@ -43,16 +44,6 @@ function open(name: string, opts: Partial<MapOptions> = {}): MappedFile {
   return file;
 }
 
-/** The reply text of the CommandError thrown by `run`; fails the test if it does not throw one. */
-function replyOf(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(CommandError);
-    return (error as CommandError).reply;
-  }
-  throw new Error("expected a CommandError");
-}
 
 /** Reads `length` raw bytes of a file at `position` with plain fs calls. */
 function readRaw(file: string, position: number, length: number): Buffer {

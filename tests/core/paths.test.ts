@@ -10,6 +10,7 @@ import path from "node:path";
 import { CommandError } from "../../core/errors.ts";
 import { ELOOP, ENOENT, EXDEV } from "../../core/libc.ts";
 import { openDataFile, refuseSpecialFile, replySafe, resolveDataPath } from "../../core/paths.ts";
+import { replyOf } from "../helpers/command_error.ts";
 
 const OUTSIDE = "ERR path is outside the data directory";
 
@@ -31,16 +32,6 @@ afterEach(() => {
   fs.rmSync(base, { recursive: true, force: true });
 });
 
-/** The reply text of the CommandError thrown by `run`; fails the test if it does not throw one. */
-function replyOf(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(CommandError);
-    return (error as CommandError).reply;
-  }
-  throw new Error("expected a CommandError");
-}
 
 describe("resolveDataPath inside the data directory", () => {
   test("a relative path resolves under the data directory, file missing or not", () => {

@@ -12,6 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { Worker } from "node:worker_threads";
 import { CommandError } from "../../core/errors.ts";
+import { replyOf } from "../helpers/command_error.ts";
 import { PAGE_SIZE } from "../../core/libc.ts";
 import { MappedFile, type MapOptions } from "../../core/mapped_file.ts";
 import {
@@ -53,15 +54,6 @@ function valueAt(file: MappedFile, index: number): number {
   return file.view.getFloat64(file.at, true);
 }
 
-function replyOf(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(CommandError);
-    return (error as CommandError).reply;
-  }
-  throw new Error("expected a CommandError");
-}
 
 describe("the guard", () => {
   test("is installed on the main thread and hands out a handle for workers", () => {

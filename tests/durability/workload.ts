@@ -11,18 +11,9 @@
  */
 import net from "node:net";
 import { call, decodeReply, RawClient, ReplyError, resp, type Reply } from "../helpers/server.ts";
+import { seededRandom } from "../helpers/random.ts";
+export { seededRandom };
 
-/** A seeded generator of numbers in [0, 1) (mulberry32): the same seed, the same workload. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const between = (r: () => number, min: number, max: number) => min + Math.floor(r() * (max - min + 1));
 const bits64 = (r: () => number) => (BigInt(between(r, 0, 0xffffffff)) << 32n) | BigInt(between(r, 0, 0xffffffff));

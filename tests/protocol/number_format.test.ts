@@ -1,18 +1,8 @@
 // Tests for the number texts used in replies: doubles, float32 values and decimal integers.
 import { describe, expect, test } from "bun:test";
 import { decimalLength, formatDouble, formatFloat32, writeDecimal } from "../../protocol/number_format.ts";
+import { seededUint32 as seededRandom } from "../helpers/random.ts";
 
-/** Deterministic 32-bit generator (mulberry32) so every run checks the same values. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 const bits = new Uint32Array(1);
 const asFloat = new Float32Array(bits.buffer);

@@ -1,6 +1,7 @@
 // Tests for the streaming request parser: framing, splitting at any byte, inline syntax, errors.
 import { describe, expect, test } from "bun:test";
 import { RequestParser, type ParserLimits } from "../../protocol/request_parser.ts";
+import { seededUint32 as seededRandom } from "../helpers/random.ts";
 
 const encoder = new TextEncoder();
 
@@ -73,17 +74,6 @@ function parseWhole(input: Uint8Array | string, limits?: Partial<ParserLimits>):
   return out;
 }
 
-/** Deterministic generator (mulberry32). */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 /** A pipeline of `count` commands mixing binary bulks, inline lines and skipped frames. */
 function makePipeline(count: number, seed: number): { input: Uint8Array; expected: string[][]; inline: boolean[] } {

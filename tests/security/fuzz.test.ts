@@ -13,6 +13,7 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { RawClient, ReplyError, call, startServer, tempDir, type TestServer } from "../helpers/server.ts";
+import { seededRandom } from "../helpers/random.ts";
 
 const SEED = 0x6d6d6170; // "mmap"
 const FRAMES = 100_000;
@@ -26,12 +27,12 @@ const RSS_LIMIT_KB = 256 * 1024;
 
 /** mulberry32: a small, fast, seedable generator; the same seed gives the same frames. */
 class Random {
-  constructor(private state: number) {}
+  private readonly draw: () => number;
+  constructor(seed: number) {
+    this.draw = seededRandom(seed);
+  }
   next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) | 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.draw();
   }
   int(n: number): number {
     return Math.floor(this.next() * n);
