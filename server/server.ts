@@ -57,6 +57,8 @@ export class MmapdServer {
   readonly pool: ShardPool;
   /** Writable bindings by the absolute path of their file: one writer per file. */
   readonly writers = new Map<string, string>();
+  /** The other way round, so an unbind finds its entry without a scan (FLUSHALL of many keys). */
+  private readonly writerFileByKey = new Map<string, string>();
   private listener: TCPSocketListener<Connection> | null = null;
   private nextConnectionId = 1;
   private readonly scratch = new ReplyWriter(4096);
@@ -516,7 +518,9 @@ export class MmapdServer {
   private trackWriter(key: string, given: string, writable: boolean): void {
     if (!writable) return;
     try {
-      this.writers.set(resolveDataPath(this.dataDir, given, this.config.allowAnyPath), key);
+      const file = resolveDataPath(this.dataDir, given, this.config.allowAnyPath);
+      this.writers.set(file, key);
+      this.writerFileByKey.set(key, file);
     } catch {
       // a path that no longer resolves cannot be bound either
     }
@@ -525,8 +529,11 @@ export class MmapdServer {
   /** A shard bound or unbound a key: record it durably (synced before the next reply leaves). */
   private onCatalog(event: CatalogEvent): void {
     if (event.op === "unbind") {
-      const b = this.registry.bindings.get(event.key);
-      if (b?.writable) for (const [p, k] of this.writers) if (k === event.key) this.writers.delete(p);
+      const file = this.writerFileByKey.get(event.key);
+      if (file !== undefined) {
+        this.writerFileByKey.delete(event.key);
+        if (this.writers.get(file) === event.key) this.writers.delete(file);
+      }
     } else {
       this.trackWriter(event.key, event.path, event.writable);
       this.stats.bindingsFailed.delete(event.key);
