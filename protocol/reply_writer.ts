@@ -17,6 +17,7 @@ const SPACE = 32;
 const HEADER_ROOM = 24;
 /** Every integer up to 2^24 is a float32 and prints as itself. */
 const FLOAT32_EXACT_INTEGER_LIMIT = 16777216;
+const POWERS_OF_TEN = [1, 10, 100, 1000, 10000, 100000, 1000000];
 
 export class ReplyWriter {
   /** Protocol version of the connection; set by HELLO. */
@@ -143,7 +144,46 @@ export class ReplyWriter {
   /** RESP3 `,<formatDouble(x)>\r\n`; RESP2 the same text as a bulk string. */
   double(x: number): void {
     if (Number.isSafeInteger(x) && !(x === 0 && 1 / x < 0)) this.integralNumber(x);
-    else this.doubleText(formatDouble(x));
+    else if (!this.shortDecimal(x)) this.doubleText(formatDouble(x));
+  }
+
+  /**
+   * Writes x without making a string when it is a short decimal (at most 6 fraction digits,
+   * |x| < 1e9, such as 1.5 or 0.25): the digits of m = x·10^k for the least k with m / 10^k === x
+   * are then exactly the shortest round-trip text String(x) gives (below 1e9 an ulp times 10^6 is
+   * under 1, so no other k-digit decimal reads back to x). Returns false to leave x to String().
+   */
+  private shortDecimal(x: number): boolean {
+    const magnitude = x < 0 ? -x : x;
+    if (!(magnitude >= 1e-6 && magnitude < 1e9)) return false;
+    for (let k = 1; k <= 6; k++) {
+      const scale = POWERS_OF_TEN[k];
+      const m = Math.round(magnitude * scale);
+      if (m / scale !== magnitude) continue;
+      const whole = Math.floor(m / scale);
+      const fraction = m - whole * scale;
+      const length = (x < 0 ? 1 : 0) + decimalLength(whole) + 1 + k;
+      this.ensure(length + HEADER_ROOM);
+      if (this.proto === 3) {
+        this.buf[this.length++] = 44; // ,
+      } else this.header(36 /* $ */, length);
+      const buf = this.buf;
+      let p = this.length;
+      if (x < 0) buf[p++] = 45; // -
+      p = writeDecimal(buf, p, whole);
+      buf[p++] = 46; // .
+      // The fraction's k digits, leading zeros included.
+      for (let d = k - 1, rest = fraction; d >= 0; d--) {
+        buf[p + d] = 48 + (rest % 10);
+        rest = Math.floor(rest / 10);
+      }
+      p += k;
+      buf[p++] = CR;
+      buf[p++] = LF;
+      this.length = p;
+      return true;
+    }
+    return false;
   }
 
   /** As double(), with the shortest text that identifies `x` as a float32 (formatFloat32). */

@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { formatFloat32 } from "../../protocol/number_format.ts";
 import { ReplyWriter } from "../../protocol/reply_writer.ts";
+import { seededRandom } from "../helpers/random.ts";
 
 /** The writer's output as a latin1 string, so every byte maps to one char. */
 function bytesOf(w: ReplyWriter): string {
@@ -223,5 +224,38 @@ describe("ReplyWriter", () => {
     w.bulkBytes(new Uint8Array(70_000).fill(65), 0, 70_000);
     expected += `$100003\r\n${utf8(big)}\r\n$70000\r\n${"A".repeat(70_000)}\r\n`;
     expect(bytesOf(w)).toBe(expected);
+  });
+});
+
+describe("double() writes short decimals without a string, with String()'s exact text", () => {
+  test("m / 10^k for random m and k, random magnitudes and random bit patterns, in RESP2 and RESP3", () => {
+    const w = new ReplyWriter();
+    const next = seededRandom(2026);
+    const mismatches: string[] = [];
+    const check = (x: number) => {
+      const text = Object.is(x, -0) ? "-0" : x !== x ? "nan" : x === Infinity ? "inf" : x === -Infinity ? "-inf" : String(x);
+      for (const proto of [2, 3] as const) {
+        w.reset();
+        w.proto = proto;
+        w.double(x);
+        const got = new TextDecoder().decode(w.buf.subarray(0, w.length));
+        const want = proto === 3 ? `,${text}\r\n` : `$${text.length}\r\n${text}\r\n`;
+        if (got !== want && mismatches.length < 5) mismatches.push(`${x}: ${JSON.stringify(got)}`);
+      }
+    };
+    for (let i = 0; i < 40_000; i++) {
+      const k = 1 + Math.floor(next() * 7);
+      const m = Math.floor(next() * 10 ** (1 + Math.floor(next() * 15)));
+      check(m / 10 ** k);
+      check(-m / 10 ** k);
+      check((next() - 0.5) * 10 ** (Math.floor(next() * 20) - 8));
+      const bits = new Float64Array(1);
+      const words = new Uint32Array(bits.buffer);
+      words[0] = next() * 2 ** 32;
+      words[1] = next() * 2 ** 32;
+      check(bits[0]);
+    }
+    for (const x of [0.1, 0.3, 1.5, -2.5, 0.000001, 0.0000015, 999999999.5, 999999999.999999, 1e9 + 0.5, 0.1 + 0.2, 1 / 3, 5e-7]) check(x);
+    expect(mismatches).toEqual([]);
   });
 });
