@@ -9,6 +9,7 @@ import { argLength } from "../args.ts";
 import { CommandError, Errors, fail } from "../errors.ts";
 import type { Binding, ShardCommand } from "../shard.ts";
 import { indexArg } from "./index_args.ts";
+import { appendBytes } from "./write.ts";
 
 /** The number of values in argument i, whose length must be a multiple of the value size. */
 function rawValueCount(b: Binding, length: number): number {
@@ -24,12 +25,7 @@ export const rawWriteCommands: ShardCommand[] = [
     run(shard, a, w) {
       const b = shard.getWritable(a, 1);
       const n = rawValueCount(b, argLength(a, 2));
-      const start = b.file.count;
-      if (n > 0) {
-        b.file.resize(start + n);
-        b.file.writeFrom(start * b.width, a.buf, a.argStart[2], a.argEnd[2]);
-        shard.dirty.add(b);
-      }
+      appendBytes(shard, b, a.buf, a.argStart[2], a.argEnd[2]);
       w.integer(n);
     },
   },

@@ -26,6 +26,15 @@ function encodeValues(shard: Shard, b: Binding, a: ArgList, from: number, step: 
   return n;
 }
 
+/** Appends src[start, end), whole values in the file's layout, to the file of `b`. */
+export function appendBytes(shard: Shard, b: Binding, src: Uint8Array, start: number, end: number): void {
+  if (end === start) return;
+  const count = b.file.count;
+  b.file.resize(count + (end - start) / b.width);
+  b.file.writeFrom(count * b.width, src, start, end);
+  shard.dirty.add(b);
+}
+
 /** Redis 8's VADD for vector sets starts with one of these words; ours appends values. */
 function refuseVectorSetSyntax(b: Binding, a: ArgList): void {
   if (b.type.numeric && (argIs(a, 2, "reduce") || argIs(a, 2, "fp32") || argIs(a, 2, "values"))) {
@@ -60,10 +69,7 @@ export const writeCommands: ShardCommand[] = [
       const b = shard.getWritable(a, 1);
       refuseVectorSetSyntax(b, a);
       const n = encodeValues(shard, b, a, 2, 1);
-      const start = b.file.count;
-      b.file.resize(start + n);
-      b.file.writeFrom(start * b.width, shard.scratch, 0, n * b.width);
-      shard.dirty.add(b);
+      appendBytes(shard, b, shard.scratch, 0, n * b.width);
       w.integer(n);
     },
   },
