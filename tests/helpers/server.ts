@@ -10,15 +10,9 @@ import path from "node:path";
 
 const ROOT = path.resolve(import.meta.dir, "../..");
 
-export interface TestServer {
-  port: number;
+export interface TestServer extends LaunchedServer {
   /** The data directory (a fresh temp directory unless one was given). */
   dir: string;
-  proc: Subprocess;
-  /** Everything the server printed so far. */
-  output(): string;
-  /** Stops the server with SIGTERM (clean shutdown) and waits for it to exit; returns the exit code. */
-  stop(): Promise<number>;
   /** Kills the server with SIGKILL (a crash) and waits for it. */
   kill9(): Promise<void>;
   /** Removes the data directory (after stop, when the test made it). */
@@ -39,15 +33,18 @@ export function tempDir(prefix = "mmapd-test-"): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** Starts `bun server.ts` and resolves once it logs that it is ready. */
-export async function startServer(options: StartOptions = {}): Promise<TestServer> {
-  const dir = options.dir ?? tempDir();
-  const madeDir = options.dir === undefined;
-  const proc = spawn([process.execPath, path.join(ROOT, "server.ts"), "--port", String(options.port ?? 0), "--dir", dir, ...(options.args ?? [])], {
-    cwd: ROOT,
-    stdout: "pipe",
-    stderr: "pipe",
-  });
+/** A running server process: its port, everything it printed, and a clean stop. */
+export interface LaunchedServer {
+  port: number;
+  proc: Subprocess;
+  output(): string;
+  /** Stops the server with SIGTERM (clean shutdown) and waits for it to exit; returns the exit code. */
+  stop(): Promise<number>;
+}
+
+/** Starts `bun server.ts` with exactly `args` in `cwd` and resolves once it logs that it is ready. */
+export async function launchServer(args: string[], cwd = ROOT): Promise<LaunchedServer> {
+  const proc = spawn([process.execPath, path.join(ROOT, "server.ts"), ...args], { cwd, stdout: "pipe", stderr: "pipe" });
   let text = "";
   const decoder = new TextDecoder();
   const pump = async (stream: ReadableStream<Uint8Array>) => {
@@ -67,7 +64,6 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
   }
   return {
     port,
-    dir,
     proc,
     output: () => text,
     async stop() {
@@ -77,6 +73,18 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
       clearTimeout(timer);
       return code;
     },
+  };
+}
+
+/** Starts a server on a free port (unless given) with its own data directory, ready for a test. */
+export async function startServer(options: StartOptions = {}): Promise<TestServer> {
+  const dir = options.dir ?? tempDir();
+  const madeDir = options.dir === undefined;
+  const server = await launchServer(["--port", String(options.port ?? 0), "--dir", dir, ...(options.args ?? [])]);
+  const proc = server.proc;
+  return {
+    ...server,
+    dir,
     async kill9() {
       proc.kill(9);
       await proc.exited;

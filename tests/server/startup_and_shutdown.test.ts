@@ -4,11 +4,11 @@
  * exits on SIGINT / SIGTERM / SHUTDOWN after every owed reply is written, and maxclients.
  */
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { spawn, spawnSync } from "bun";
+import { spawnSync } from "bun";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { RawClient, resp, startServer, tempDir, writeRawFile } from "../helpers/server.ts";
+import { launchServer, RawClient, resp, startServer, tempDir, writeRawFile } from "../helpers/server.ts";
 
 setDefaultTimeout(60_000);
 
@@ -19,39 +19,6 @@ const ENTRY = path.join(ROOT, "server.ts");
 function runToExit(args: string[], cwd = ROOT): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync([process.execPath, ENTRY, ...args], { cwd, timeout: 20_000 });
   return { code: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
-}
-
-/** Starts the server with exactly `args` in `cwd`; resolves with its process once it is ready. */
-async function launch(args: string[], cwd: string) {
-  const proc = spawn([process.execPath, ENTRY, ...args], { cwd, stdout: "pipe", stderr: "pipe" });
-  let text = "";
-  const decoder = new TextDecoder();
-  void (async () => {
-    for await (const chunk of proc.stdout as ReadableStream<Uint8Array>) text += decoder.decode(chunk);
-  })();
-  void (async () => {
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) text += decoder.decode(chunk);
-  })();
-  const deadline = Date.now() + 20_000;
-  while (!/Ready to accept connections/.test(text)) {
-    if (proc.exitCode !== null || Date.now() > deadline) {
-      proc.kill(9);
-      throw new Error(`mmapd did not start:\n${text}`);
-    }
-    await Bun.sleep(20);
-  }
-  return {
-    proc,
-    output: () => text,
-    port: Number(/Ready to accept connections tcp on [^\s]+:(\d+)/.exec(text)![1]),
-    async stop() {
-      if (proc.exitCode === null) proc.kill("SIGTERM");
-      const timer = setTimeout(() => proc.kill(9), 10_000);
-      const code = await proc.exited;
-      clearTimeout(timer);
-      return code;
-    },
-  };
 }
 
 /** A port that was free a moment ago. */
@@ -197,7 +164,7 @@ describe("flags", () => {
   test("the default data directory is ./data under the working directory, created if missing", async () => {
     const cwd = tempDir();
     try {
-      const s = await launch(["--port", "0", "--workers", "1"], cwd);
+      const s = await launchServer(["--port", "0", "--workers", "1"], cwd);
       try {
         const m = READY_LINE.exec(s.output())!;
         expect(m[2]).toBe(fs.realpathSync(path.join(cwd, "data")));
