@@ -5,8 +5,9 @@
  * It starts mmapd (default workers, and `--workers 1`) and a redis-server with persistence off,
  * each on a free port with a temporary directory; loads the same data into both (a file of
  * 1,000,000 doubles bound as `k` against 1,000,000 string keys `key:%012d`, an empty `k2` against
- * a list); then runs each pair of equivalent commands interleaved (mmapd, Redis, mmapd, Redis ...)
- * for a number of rounds at `-P 1` and `-P 16`, and reports the median of the rounds. It also
+ * a list); runs every test once as a warm-up (mmapd compiles its code as it runs); then runs each
+ * pair of equivalent commands interleaved (mmapd, Redis, mmapd, Redis ...) for a number of rounds
+ * at `-P 1` and `-P 16`, and reports the median of the rounds. It also
  * measures mmapd's resident memory at idle and after binding an 8 GiB sparse file.
  *
  * Any error reply, failed run or missing number fails the whole run (exit 1): a broken server
@@ -33,6 +34,8 @@ const SPARSE_VALUES_READ = 1_000;
 /** Growth of mmapd's RSS from reading the sparse file that counts as mapping it into memory. */
 const SPARSE_RSS_GROWTH_LIMIT_KIB = 256 * 1024;
 const PIPELINES = [1, 16] as const;
+/** Requests per test in the warm-up pass, at -P 16. */
+const WARM_UP_REQUESTS = 20_000;
 
 interface Settings {
   requestsByPipeline: Record<number, number>;
@@ -44,7 +47,7 @@ interface Settings {
 
 const DEFAULT_SETTINGS: Settings = {
   requestsByPipeline: { 1: 100_000, 16: 200_000 },
-  rounds: 2,
+  rounds: 3,
   clients: 50,
   outDir: path.join(import.meta.dir, "results"),
   quick: false,
@@ -277,8 +280,20 @@ async function main(settings: Settings): Promise<void> {
   const setupSeconds = (performance.now() - started) / 1000;
   console.log(`set-up done after ${setupSeconds.toFixed(1)} s: ${integerText(VALUE_COUNT)} values in each server`);
 
-  const rounds = new Map<string, { mmapd: Measurement[]; redis: Measurement[]; oneWorker: Measurement[] }>();
   const timings: RunTiming[] = [];
+  if (!settings.quick) {
+    const warmUpTimings: RunTiming[] = [];
+    // mmapd's code is compiled while it runs: one short pass of every test first, on every
+    // server alike, so that the rounds measure the steady state.
+    for (const test of TESTS) {
+      const shape: LoadShape = { clients: settings.clients, requests: WARM_UP_REQUESTS, pipeline: 16, randomRange: test.random ? VALUE_COUNT : null };
+      await measure(mmapd, shape, test.mmapd, warmUpTimings);
+      await measure(redis, shape, test.redis, warmUpTimings);
+      if (test.withOneWorker) await measure(oneWorker, shape, test.mmapd, warmUpTimings);
+    }
+    console.log(`warm-up pass done after ${seconds(started)} s`);
+  }
+  const rounds = new Map<string, { mmapd: Measurement[]; redis: Measurement[]; oneWorker: Measurement[] }>();
   for (let round = 1; round <= settings.rounds; round++) {
     for (const pipeline of PIPELINES) {
       for (const test of TESTS) {

@@ -187,6 +187,14 @@ export class Shard {
     this.appendsAhead.clear();
   }
 
+  private indices = new Float64Array(256);
+
+  /** A reused array for at least `n` parsed indices (multi-index commands parse each once). */
+  indexScratch(n: number): Float64Array {
+    if (n > this.indices.length) this.indices = new Float64Array(Math.max(n, 2 * this.indices.length));
+    return this.indices;
+  }
+
   /** Makes room for `bytes` bytes in the scratch buffer. */
   reserveScratch(bytes: number): void {
     if (bytes <= this.scratch.length) return;

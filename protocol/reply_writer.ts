@@ -160,22 +160,38 @@ export class ReplyWriter {
       const scale = POWERS_OF_TEN[k];
       const m = Math.round(magnitude * scale);
       if (m / scale !== magnitude) continue;
-      const whole = Math.floor(m / scale);
-      const fraction = m - whole * scale;
-      const length = (x < 0 ? 1 : 0) + decimalLength(whole) + 1 + k;
+      // Below 1e9 and 1e6: both parts fit int32, so the digit loops below stay in integer arithmetic.
+      const whole = Math.floor(magnitude) | 0;
+      let fraction = (m - whole * scale) | 0;
+      const wholeDigits = decimalLength(whole);
+      const length = (x < 0 ? 1 : 0) + wholeDigits + 1 + k;
       this.ensure(length + HEADER_ROOM);
-      if (this.proto === 3) {
-        this.buf[this.length++] = 44; // ,
-      } else this.header(36 /* $ */, length);
       const buf = this.buf;
       let p = this.length;
+      if (this.proto === 3) buf[p++] = 44; // ,
+      else {
+        // `$<length>\r\n`: the length is at most 17, one or two digits.
+        buf[p++] = 36; // $
+        if (length >= 10) {
+          buf[p++] = 49; // 1
+          buf[p++] = 38 + length; // 48 + length - 10
+        } else buf[p++] = 48 + length;
+        buf[p++] = CR;
+        buf[p++] = LF;
+      }
       if (x < 0) buf[p++] = 45; // -
-      p = writeDecimal(buf, p, whole);
+      // The whole part's digits, then '.', then the fraction's k digits, leading zeros included.
+      for (let rest = whole, q = p + wholeDigits - 1; q >= p; q--) {
+        const next = (rest / 10) | 0;
+        buf[q] = 48 + rest - next * 10;
+        rest = next;
+      }
+      p += wholeDigits;
       buf[p++] = 46; // .
-      // The fraction's k digits, leading zeros included.
-      for (let d = k - 1, rest = fraction; d >= 0; d--) {
-        buf[p + d] = 48 + (rest % 10);
-        rest = Math.floor(rest / 10);
+      for (let q = p + k - 1; q >= p; q--) {
+        const next = (fraction / 10) | 0;
+        buf[q] = 48 + fraction - next * 10;
+        fraction = next;
       }
       p += k;
       buf[p++] = CR;

@@ -34,6 +34,9 @@ const NO_BYTES = new Uint8Array(0);
 /** Replies a client may be owed before its socket stops being read. */
 const MAX_OWED_REPLIES = 100_000;
 
+/** How long a turn waits for the shards to answer its commands before writing replies. */
+const TURN_REPLY_WAIT_MS = 1;
+
 /** Commands a client may send before it has authenticated. */
 const ALLOWED_BEFORE_AUTH = new Set(["auth", "hello", "quit", "reset"]);
 
@@ -281,10 +284,16 @@ export class MmapdServer {
     setImmediate(this.endTurnBound);
   }
 
-  /** Publishes the turn's commands to the shards (collecting replies already there), then writes every client's replies. */
+  /**
+   * Publishes the turn's commands to the shards, waits briefly for their replies (see
+   * `ShardPool.awaitReplies`), then writes every client's replies.
+   */
   private endTurn(): void {
-    this.turnEndScheduled = false;
     this.pool.publishAll();
+    this.pool.awaitReplies(TURN_REPLY_WAIT_MS);
+    this.turnEndScheduled = false;
+    // Replies delivered meanwhile may have released held commands that sent more.
+    if (this.pool.hasUnpublished) this.endTurnSoon();
     this.flushDirty();
   }
 

@@ -10,22 +10,33 @@
  * `sleeping`, re-checks for records, then waits on `signal`; the producer publishes, bumps
  * `signal`, and notifies only if `sleeping` is set. A record published at any point in that
  * sequence is either seen by the re-check or changes `signal` and ends the wait.
+ *
+ * The consumer waits in one of two ways, and `sleeping` says which: ASLEEP through its event loop
+ * (Atomics.waitAsync, woken by Atomics.notify), or BLOCKED in the kernel (a futex on its own word,
+ * woken by a futex call, which is cheaper) for a short blocking wait.
  */
+import { futexWait, futexWake, wordAddress } from "../core/libc.ts";
 
 const HEAD = 0; // next byte the producer writes (only the producer stores it)
 const TAIL = 1; // next byte the consumer reads (only the consumer stores it)
 const SIGNAL = 2; // bumped by the producer after publishing
-const SLEEPING = 3; // 1 while the consumer waits for records
+const SLEEPING = 3; // ASLEEP while the consumer waits on SIGNAL, BLOCKED while it blocks on BLOCKED_SIGNAL
 const SPACE = 4; // bumped by the consumer after freeing space
 const SPACE_WAITING = 5; // 1 while the producer waits for space
+const BLOCKED_SIGNAL = 6; // bumped by the producer when the consumer blocks synchronously
 const HEADER_WORDS = 16; // a cache line and more, so the data starts apart from the counters
 const WRAP = -1;
+const AWAKE = 0;
+const ASLEEP = 1;
+const BLOCKED = 2;
 
 export class Ring {
   readonly header: Int32Array;
   readonly data: Uint8Array;
   readonly words: Int32Array;
   readonly capacity: number;
+  /** Where BLOCKED_SIGNAL is, for the futex calls of `waitBlocking` and `publish`. */
+  private readonly blockedSignalAddress: number;
 
   /** Makes a ring with `capacity` bytes of records (rounded to a multiple of 4). */
   static create(capacity: number): Ring {
@@ -38,6 +49,7 @@ export class Ring {
     this.capacity = sab.byteLength - HEADER_WORDS * 4;
     this.data = new Uint8Array(sab, HEADER_WORDS * 4, this.capacity);
     this.words = new Int32Array(sab, HEADER_WORDS * 4, this.capacity >> 2);
+    this.blockedSignalAddress = wordAddress(this.header, BLOCKED_SIGNAL);
   }
 
   /** The largest payload a record can carry (bigger ones travel another way). */
@@ -90,7 +102,12 @@ export class Ring {
     Atomics.store(this.header, HEAD, this.pendingAt === this.capacity ? 0 : this.pendingAt);
     this.pendingAt = -1;
     Atomics.add(this.header, SIGNAL, 1);
-    if (Atomics.load(this.header, SLEEPING) !== 0) Atomics.notify(this.header, SIGNAL);
+    const sleeping = Atomics.load(this.header, SLEEPING);
+    if (sleeping === ASLEEP) Atomics.notify(this.header, SIGNAL);
+    else if (sleeping === BLOCKED) {
+      Atomics.add(this.header, BLOCKED_SIGNAL, 1);
+      futexWake(this.blockedSignalAddress);
+    }
   }
 
   /** The value of the space counter, to wait on when `reserve` returned -1. */
@@ -169,7 +186,21 @@ export class Ring {
 
   /** Marks the consumer as sleeping (true) or awake. */
   setSleeping(sleeping: boolean): void {
-    Atomics.store(this.header, SLEEPING, sleeping ? 1 : 0);
+    Atomics.store(this.header, SLEEPING, sleeping ? ASLEEP : AWAKE);
+  }
+
+  /**
+   * Blocks until the producer publishes or `timeoutMs` passes, and tells whether records are
+   * waiting. A `waitAsync` armed on the ring stays armed and is not woken by this publish: the
+   * caller drains what arrives.
+   */
+  waitBlocking(timeoutMs: number): boolean {
+    const before = Atomics.load(this.header, SLEEPING);
+    Atomics.store(this.header, SLEEPING, BLOCKED);
+    const seen = Atomics.load(this.header, BLOCKED_SIGNAL);
+    if (!this.hasRecords()) futexWait(this.blockedSignalAddress, seen, timeoutMs);
+    Atomics.store(this.header, SLEEPING, before);
+    return this.hasRecords();
   }
 
   /** True when a record is waiting. */
@@ -182,10 +213,5 @@ export class Ring {
   waitAsync(seen: number, timeoutMs = Infinity): Promise<unknown> | null {
     const r = Atomics.waitAsync(this.header, SIGNAL, seen, timeoutMs);
     return r.async ? (r.value as Promise<unknown>) : null;
-  }
-
-  /** Blocks (worker threads only) until the producer publishes after `seen`, or `timeoutMs`. */
-  wait(seen: number, timeoutMs: number): void {
-    Atomics.wait(this.header, SIGNAL, seen, timeoutMs);
   }
 }

@@ -41,6 +41,9 @@ interface Overflow {
   outOfBand: boolean;
 }
 
+/** How long `awaitReplies` polls a reply ring before it blocks on it. */
+const REPLY_SPIN_MS = 0.02;
+
 class ShardHost {
   requests!: Ring;
   replies!: Ring;
@@ -51,6 +54,8 @@ class ShardHost {
   inFlightCount = 0;
   overflow: Overflow[] = [];
   needsPublish = false;
+  /** Requests sent since the last `awaitReplies`. */
+  sentThisTurn = 0;
   alive = false;
   commandsSent = 0;
 
@@ -70,6 +75,7 @@ class ShardHost {
     this.inFlight[at] = conn;
     this.inFlight[at + 1] = seq;
     this.inFlightCount++;
+    this.sentThisTurn++;
     this.commandsSent++;
   }
 
@@ -321,6 +327,45 @@ export class ShardPool {
       // Replies that are already there go out now, without waiting for the wake-up to come round.
       if (host.alive && host.replies.hasRecords()) this.drainSafely(i, host, host.replies);
     }
+  }
+
+  /**
+   * Blocks for up to `budgetMs` until every shard that was sent requests this turn, and had
+   * nothing older in flight, has answered them, delivering replies as they come. The turn's
+   * replies then leave in the same turn, without a wake-up through the event loop; and while the
+   * main thread blocks, its core is free for the workers. A shard still busy with an earlier
+   * turn's requests (a long command) is not waited for.
+   */
+  awaitReplies(budgetMs: number): void {
+    let deadline = -1;
+    for (let i = 0; i < this.hosts.length; i++) {
+      const host = this.hosts[i];
+      const sent = host.sentThisTurn;
+      host.sentThisTurn = 0;
+      if (!host.alive || sent === 0 || host.inFlightCount !== sent) continue;
+      const replies = host.replies;
+      while (host.inFlightCount > 0) {
+        // A reply may release a held command (MMAP) that sends more.
+        if (host.needsPublish) this.publish(i);
+        if (!replies.hasRecords()) {
+          const now = performance.now();
+          if (deadline < 0) deadline = now + budgetMs;
+          // A small batch is often answered within microseconds: look before going to sleep,
+          // as a wake-up costs about 10 µs here.
+          const spinUntil = Math.min(now + REPLY_SPIN_MS, deadline);
+          while (!replies.hasRecords() && performance.now() < spinUntil);
+          const left = deadline - performance.now();
+          if (!replies.hasRecords() && (left <= 0 || !replies.waitBlocking(left))) break;
+        }
+        this.drainSafely(i, host, replies);
+      }
+    }
+  }
+
+  /** True when requests were sent that no `publishAll` has made visible yet. */
+  get hasUnpublished(): boolean {
+    for (const host of this.hosts) if (host.needsPublish) return true;
+    return false;
   }
 
   private publish(index: number): void {

@@ -222,14 +222,11 @@ async function loop(): Promise<never> {
       }
       continue;
     }
-    let seen = requests.signal();
+    // A blocking wait wakes at once when the main thread publishes (a futex), much sooner than
+    // an event-loop wake-up; past a short while, sleep through the event loop instead.
+    if (!requests.hasRecords()) requests.waitBlocking(BLOCKING_WAIT_MS);
+    const seen = requests.signal();
     requests.setSleeping(true);
-    if (!requests.hasRecords()) {
-      // A blocking wait wakes at once when the main thread publishes (a futex), much sooner than
-      // an event-loop wake-up; past a short while, sleep through the event loop instead.
-      requests.wait(seen, BLOCKING_WAIT_MS);
-      seen = requests.signal();
-    }
     if (!requests.hasRecords()) {
       const wake = requests.waitAsync(seen, fsyncPolicy === "everysec" && shard.dirty.size > 0 ? Math.max(1, lastFlush + 1000 - performance.now()) : 60_000);
       if (wake !== null) await wake;

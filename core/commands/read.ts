@@ -44,9 +44,12 @@ export const readCommands: ShardCommand[] = [
     run(shard, a, w) {
       const b = shard.get(a, 1);
       const count = b.file.count;
-      for (let i = 2; i < a.argc; i++) indexArg(a, i, count);
-      w.array(a.argc - 2);
-      for (let i = 2; i < a.argc; i++) replyValue(w, b, indexArg(a, i, count));
+      const n = a.argc - 2;
+      // Every index is checked before any value is written, and parsed only once.
+      const indices = shard.indexScratch(n);
+      for (let k = 0; k < n; k++) indices[k] = indexArg(a, k + 2, count);
+      w.array(n);
+      for (let k = 0; k < n; k++) replyValue(w, b, indices[k]);
     },
   },
   {
