@@ -46,8 +46,8 @@ interface Settings {
 }
 
 const DEFAULT_SETTINGS: Settings = {
-  requestsByPipeline: { 1: 100_000, 16: 200_000 },
-  rounds: 3,
+  requestsByPipeline: { 1: 50_000, 16: 200_000 },
+  rounds: 5,
   clients: 50,
   outDir: path.join(import.meta.dir, "results"),
   quick: false,
