@@ -9,6 +9,7 @@
 import type { ArgList } from "./args.ts";
 import { argInt, argString } from "./args.ts";
 import type { ReplyWriter } from "../protocol/reply_writer.ts";
+import type { MappedFile } from "./mapped_file.ts";
 
 export interface ValueType {
   /** The name VTYPE replies with. */
@@ -21,11 +22,32 @@ export interface ValueType {
   encode(a: ArgList, i: number, dst: DataView, off: number, width: number): string | null;
   /** Appends the value stored at `at` as one reply. */
   reply(w: ReplyWriter, view: DataView, bytes: Uint8Array, at: number, width: number): void;
+  /**
+   * Appends values of `file` as replies, one after another: those at the positions
+   * indices[start, end) when `indices` is given, else those at positions [start, end). Every
+   * position must be inside the file. The hot types loop themselves, with no call per value.
+   */
+  replyValues(w: ReplyWriter, file: MappedFile, indices: Float64Array | null, start: number, end: number): void;
   /** The value at `at` as a JavaScript number (64-bit integers may round), for statistics. */
   toNumber(view: DataView, at: number): number;
 }
 
 const TWO32 = 4294967296;
+
+/** A type whose `replyValues` calls its one-value `reply` per value (the types read less often than the floats). */
+function withEachValue(type: Omit<ValueType, "replyValues">): ValueType {
+  const reply = type.reply;
+  return {
+    ...type,
+    replyValues(w, file, indices, start, end) {
+      const width = file.valueSize;
+      for (let k = start; k < end; k++) {
+        file.locate((indices === null ? k : indices[k]) * width);
+        reply(w, file.view, file.bytes, file.at, width);
+      }
+    },
+  };
+}
 
 const INTEGER_TEXT = /^[+-]?[0-9]+$/;
 
@@ -47,7 +69,7 @@ interface IntSpec {
 /** An integer type of at most 32 bits: every value is a safe JavaScript number. */
 function smallInt(spec: IntSpec): ValueType {
   const rangeError = `ERR value must be between ${spec.min} and ${spec.max}`;
-  return {
+  return withEachValue({
     name: spec.name,
     width: spec.width,
     numeric: true,
@@ -68,7 +90,7 @@ function smallInt(spec: IntSpec): ValueType {
       w.integer(spec.get(view, at));
     },
     toNumber: spec.get,
-  };
+  });
 }
 
 const INT64_MIN = -(2n ** 63n);
@@ -80,7 +102,7 @@ function bigInt(name: string, signed: boolean): ValueType {
   const min = signed ? INT64_MIN : 0n;
   const max = signed ? INT64_MAX : UINT64_MAX;
   const rangeError = `ERR value must be between ${min} and ${max}`;
-  return {
+  return withEachValue({
     name,
     width: 8,
     numeric: true,
@@ -113,7 +135,7 @@ function bigInt(name: string, signed: boolean): ValueType {
       const high = signed ? view.getInt32(at + 4, true) : view.getUint32(at + 4, true);
       return high * TWO32 + view.getUint32(at, true);
     },
-  };
+  });
 }
 
 const DECIMAL_TEXT = /^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$/;
@@ -188,6 +210,21 @@ function floating(name: string, width: 4 | 8): ValueType {
       width === 4
         ? (w, view, _bytes, at) => w.float32(view.getFloat32(at, true))
         : (w, view, _bytes, at) => w.double(view.getFloat64(at, true)),
+    // The reads that matter most (VMGET, VALL of doubles): one loop, no call per value but the format.
+    replyValues:
+      width === 4
+        ? (w, file, indices, start, end) => {
+            for (let k = start; k < end; k++) {
+              file.locate((indices === null ? k : indices[k]) * 4);
+              w.float32(file.view.getFloat32(file.at, true));
+            }
+          }
+        : (w, file, indices, start, end) => {
+            for (let k = start; k < end; k++) {
+              file.locate((indices === null ? k : indices[k]) * 8);
+              w.double(file.view.getFloat64(file.at, true));
+            }
+          },
     toNumber: get,
   };
 }
@@ -267,7 +304,7 @@ function scaleByPowerOfTwo(x: number, e: number): number {
   return x * 2 ** e;
 }
 
-const longDouble: ValueType = {
+const longDouble: ValueType = withEachValue({
   name: "long_double",
   width: 16,
   numeric: true,
@@ -282,10 +319,10 @@ const longDouble: ValueType = {
     w.double(readLongDouble(view, at));
   },
   toNumber: readLongDouble,
-};
+});
 
 /** Byte strings of at most `width` bytes, NUL-padded; the reply stops at the first NUL. */
-const fixedString: ValueType = {
+const fixedString: ValueType = withEachValue({
   name: "string",
   width: 0,
   numeric: false,
@@ -307,7 +344,7 @@ const fixedString: ValueType = {
   toNumber() {
     return NaN;
   },
-};
+});
 
 /** Every type by every name MMAP accepts (aliases included). */
 export const VALUE_TYPES: ReadonlyMap<string, ValueType> = (() => {

@@ -24,7 +24,7 @@ export function replyValue(w: ReplyWriter, b: Binding, index: number): void {
 /** Appends values [start, end) of `b` as one array reply. */
 export function replyValues(w: ReplyWriter, b: Binding, start: number, end: number): void {
   w.array(end - start);
-  for (let i = start; i < end; i++) replyValue(w, b, i);
+  b.type.replyValues(w, b.file, null, start, end);
 }
 
 export const readCommands: ShardCommand[] = [
@@ -49,7 +49,7 @@ export const readCommands: ShardCommand[] = [
       const indices = shard.indexScratch(n);
       for (let k = 0; k < n; k++) indices[k] = indexArg(a, k + 2, count);
       w.array(n);
-      for (let k = 0; k < n; k++) replyValue(w, b, indices[k]);
+      b.type.replyValues(w, b.file, indices, 0, n);
     },
   },
   {
