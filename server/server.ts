@@ -34,8 +34,11 @@ const NO_BYTES = new Uint8Array(0);
 /** Replies a client may be owed before its socket stops being read. */
 const MAX_OWED_REPLIES = 100_000;
 
-/** How long a turn waits for the shards to answer its commands before writing replies. */
-const TURN_REPLY_WAIT_MS = 1;
+/**
+ * How long a turn waits for the shards to answer its commands before writing replies; past it,
+ * replies are written as they arrive. Only the turn's own commands are waited for.
+ */
+const TURN_REPLY_WAIT_MS = 5;
 
 /** Commands a client may send before it has authenticated. */
 const ALLOWED_BEFORE_AUTH = new Set(["auth", "hello", "quit", "reset"]);

@@ -157,8 +157,12 @@ function checkSizesIfDue(): void {
   shard.checkFileSizes();
 }
 
-/** How long an idle worker blocks on its ring before sleeping through its event loop. */
-const BLOCKING_WAIT_MS = 2;
+/**
+ * How long an idle worker blocks on its ring (a futex: the main thread wakes it with one system
+ * call) before sleeping through its event loop (woken by Atomics.notify and an event-loop turn,
+ * several times dearer). Messages and timers wait at most this long meanwhile.
+ */
+const BLOCKING_WAIT_MS = 50;
 /** How often a busy worker lets its event loop run (messages, timers). */
 const YIELD_EVERY_MS = 10;
 let lastYield = performance.now();
