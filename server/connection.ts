@@ -66,6 +66,14 @@ export class Connection {
     return this.out.length + (this.backlog === null ? 0 : this.backlog.length - this.backlogStart);
   }
 
+  /** True when a shard's reply for `seq` would be written now, not parked: it is next, or a part of a gather. */
+  inTurn(seq: number): boolean {
+    if (seq === this.doneSeq) return true;
+    if (this.parked.size === 0) return false;
+    const parked = this.parked.get(seq);
+    return parked !== undefined && !(parked instanceof Uint8Array);
+  }
+
   /** Accepts the reply for `seq`: written now if it is its turn, parked otherwise (copied). */
   complete(seq: number, buf: Uint8Array, start: number, end: number): void {
     if (seq !== this.doneSeq) {

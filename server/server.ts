@@ -84,6 +84,7 @@ export class MmapdServer {
       { count: config.workers, dataDir: this.dataDir, allowAnyPath: config.allowAnyPath, fsync: config.fsync, ringBytes: config.ringBytes },
       {
         deliver: (conn, seq, buf, start, end) => this.deliver(conn, seq, buf, start, end),
+        inTurn: (conn, seq) => this.inTurn(conn, seq),
         catalog: (_shard, event) => this.onCatalog(event),
         flush: () => this.endTurnSoon(),
         shardRestarted: (shard, reason) => {
@@ -324,6 +325,12 @@ export class MmapdServer {
   private flushDirty(): void {
     for (const conn of this.dirtyConnections) this.flushConnection(conn);
     this.dirtyConnections.clear();
+  }
+
+  /** True when the reply for (conn, seq) would go straight to the client's output (or nowhere). */
+  private inTurn(connId: number, seq: number): boolean {
+    const conn = this.connections.get(connId);
+    return conn === undefined || conn.inTurn(seq);
   }
 
   /** A shard's reply for (conn, seq). */

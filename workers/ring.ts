@@ -11,9 +11,9 @@
  * `signal`, and notifies only if `sleeping` is set. A record published at any point in that
  * sequence is either seen by the re-check or changes `signal` and ends the wait.
  *
- * The consumer waits in one of two ways, and `sleeping` says which: ASLEEP through its event loop
- * (Atomics.waitAsync, woken by Atomics.notify), or BLOCKED in the kernel (a futex on its own word,
- * woken by a futex call, which is cheaper) for a short blocking wait.
+ * The consumer waits in one of three ways, and `sleeping` says which: ASLEEP through its event
+ * loop (Atomics.waitAsync, woken by Atomics.notify), BLOCKED in the kernel (a futex on its own
+ * word, woken by a futex call, which is cheaper), or SPINNING (polling: nothing to wake).
  */
 import { futexWait, futexWake, wordAddress } from "../core/libc.ts";
 
@@ -29,6 +29,7 @@ const WRAP = -1;
 const AWAKE = 0;
 const ASLEEP = 1;
 const BLOCKED = 2;
+const SPINNING = 3; // polling: the producer needs to do nothing
 
 export class Ring {
   readonly header: Int32Array;
@@ -190,15 +191,24 @@ export class Ring {
   }
 
   /**
-   * Blocks until the producer publishes or `timeoutMs` passes, and tells whether records are
-   * waiting. A `waitAsync` armed on the ring stays armed and is not woken by this publish: the
-   * caller drains what arrives.
+   * Polls for up to `spinMs`, then blocks until the producer publishes or `timeoutMs` (counted
+   * from the call) passes, and tells whether records are waiting. A `waitAsync` armed on the ring
+   * stays armed and is not woken by what is published meanwhile: the caller drains it.
    */
-  waitBlocking(timeoutMs: number): boolean {
+  waitBlocking(timeoutMs: number, spinMs = 0): boolean {
     const before = Atomics.load(this.header, SLEEPING);
-    Atomics.store(this.header, SLEEPING, BLOCKED);
-    const seen = Atomics.load(this.header, BLOCKED_SIGNAL);
-    if (!this.hasRecords()) futexWait(this.blockedSignalAddress, seen, timeoutMs);
+    if (spinMs > 0) {
+      Atomics.store(this.header, SLEEPING, SPINNING);
+      const started = performance.now();
+      const spinUntil = started + Math.min(spinMs, timeoutMs);
+      while (!this.hasRecords() && performance.now() < spinUntil);
+      timeoutMs -= performance.now() - started;
+    }
+    if (!this.hasRecords() && timeoutMs > 0) {
+      Atomics.store(this.header, SLEEPING, BLOCKED);
+      const seen = Atomics.load(this.header, BLOCKED_SIGNAL);
+      if (!this.hasRecords()) futexWait(this.blockedSignalAddress, seen, timeoutMs);
+    }
     Atomics.store(this.header, SLEEPING, before);
     return this.hasRecords();
   }

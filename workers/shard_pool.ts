@@ -20,6 +20,8 @@ export interface ReplySink {
   deliver(conn: number, seq: number, buf: Uint8Array, start: number, end: number): void;
   /** A bindings change, applied before any later reply of that shard is delivered. */
   catalog(shard: number, event: CatalogEvent): void;
+  /** True when a reply for (conn, seq) would be written at once rather than parked (or the connection is gone). */
+  inTurn(conn: number, seq: number): boolean;
   /** End of a drain: write out what the delivered replies produced. */
   flush(): void;
   /** A shard's worker died (and is being restarted); its commands in flight were answered with errors. */
@@ -56,6 +58,8 @@ class ShardHost {
   needsPublish = false;
   /** Requests sent since the last `awaitReplies`. */
   sentThisTurn = 0;
+  /** Whether the current `awaitReplies` waits for this shard's replies. */
+  awaited = false;
   alive = false;
   commandsSent = 0;
 
@@ -109,6 +113,7 @@ export class ShardPool {
     for (let i = 0; i < this.options.count; i++) {
       const host = new ShardHost();
       this.hosts.push(host);
+      this.allShards.push(i);
       ready.push(this.spawn(i, host));
     }
     await Promise.all(ready);
@@ -216,30 +221,83 @@ export class ShardPool {
     const index = this.hosts.indexOf(host);
     let delivered = false;
     for (let at = replies.next(); at >= 0; at = replies.next()) {
-      const w = at >> 2;
-      const kind = replies.words[w + 2];
-      if (kind === KIND_EVENT) {
-        const text = new TextDecoder().decode(replies.data.subarray(at + REPLY_HEADER_WORDS * 4, at + replies.length(at)));
-        this.sink.catalog(index, JSON.parse(text) as CatalogEvent);
-      } else {
-        host.trackAnswered();
-        if (kind === KIND_REPLY) {
-          const conn = replies.words[w];
-          if (conn !== 0) {
-            this.sink.deliver(conn, replies.words[w + 1], replies.data, at + REPLY_HEADER_WORDS * 4, at + replies.length(at));
-            delivered = true;
-          } else {
-            this.serverReplyHandler(index, replies.words[w + 1], new TextDecoder().decode(replies.data.subarray(at + REPLY_HEADER_WORDS * 4, at + replies.length(at))));
-            // The handler may answer a client (SAVE waits for every shard's _flush): flush it too.
-            delivered = true;
-          }
-        }
-        // KIND_OUT_OF_BAND: the bytes come by message; the record only kept the count.
-      }
+      if (this.take(index, host, replies, at)) delivered = true;
       replies.advance();
     }
+    this.finishDrain(index, host, replies);
+    if (delivered) this.sink.flush();
+  }
+
+  /** Handles the reply-ring record at `at` (not yet advanced past); true if a client got a reply. */
+  private take(index: number, host: ShardHost, replies: Ring, at: number): boolean {
+    const w = at >> 2;
+    const kind = replies.words[w + 2];
+    if (kind === KIND_EVENT) {
+      const text = new TextDecoder().decode(replies.data.subarray(at + REPLY_HEADER_WORDS * 4, at + replies.length(at)));
+      this.sink.catalog(index, JSON.parse(text) as CatalogEvent);
+      return false;
+    }
+    host.trackAnswered();
+    // KIND_OUT_OF_BAND: the bytes come by message; the record only kept the count.
+    if (kind !== KIND_REPLY) return false;
+    const conn = replies.words[w];
+    if (conn !== 0) {
+      this.sink.deliver(conn, replies.words[w + 1], replies.data, at + REPLY_HEADER_WORDS * 4, at + replies.length(at));
+    } else {
+      // The handler may answer a client (SAVE waits for every shard's _flush): that counts as delivered.
+      this.serverReplyHandler(index, replies.words[w + 1], new TextDecoder().decode(replies.data.subarray(at + REPLY_HEADER_WORDS * 4, at + replies.length(at))));
+    }
+    return true;
+  }
+
+  /** Frees what was consumed of a reply ring, and moves requests waiting for room onto the request ring. */
+  private finishDrain(index: number, host: ShardHost, replies: Ring): void {
     replies.release();
     if (host.overflow.length > 0) this.moveOverflow(index, host);
+  }
+
+  /**
+   * Drains the reply rings of the shards in `shards` together: from each ring, records are taken
+   * while each is a reply in turn for its connection (or not a client's reply at all), then the
+   * next ring goes on. A pipeline whose commands went to several shards then has its replies
+   * written straight out, instead of each one that overtakes an earlier one being parked (a copy
+   * and a map entry). Replies that no ring can deliver in turn stay for a later call, or with
+   * `force` are taken anyway (they are parked).
+   */
+  private drainInTurn(shards: readonly number[], force: boolean): void {
+    let delivered = false;
+    for (let progress = true; progress; ) {
+      progress = false;
+      for (let k = 0; k < shards.length; k++) {
+        const index = shards[k];
+        const host = this.hosts[index];
+        if (!host.alive) continue;
+        const replies = host.replies;
+        for (let at = replies.next(); at >= 0; at = replies.next()) {
+          const w = at >> 2;
+          if (replies.words[w + 2] === KIND_REPLY && replies.words[w] !== 0 && !this.sink.inTurn(replies.words[w], replies.words[w + 1])) break;
+          if (this.take(index, host, replies, at)) delivered = true;
+          replies.advance();
+          progress = true;
+        }
+      }
+      if (!progress && force) {
+        // Every ring waits for a reply that is not here: take the first waiting one out of turn.
+        for (let k = 0; k < shards.length && !progress; k++) {
+          const host = this.hosts[shards[k]];
+          if (!host.alive) continue;
+          const at = host.replies.next();
+          if (at < 0) continue;
+          if (this.take(shards[k], host, host.replies, at)) delivered = true;
+          host.replies.advance();
+          progress = true;
+        }
+      }
+    }
+    for (let k = 0; k < shards.length; k++) {
+      const host = this.hosts[shards[k]];
+      if (host.alive) this.finishDrain(shards[k], host, host.replies);
+    }
     if (delivered) this.sink.flush();
   }
 
@@ -324,8 +382,6 @@ export class ShardPool {
     for (let i = 0; i < this.hosts.length; i++) {
       const host = this.hosts[i];
       if (host.needsPublish) this.publish(i);
-      // Replies that are already there go out now, without waiting for the wake-up to come round.
-      if (host.alive && host.replies.hasRecords()) this.drainSafely(i, host, host.replies);
     }
   }
 
@@ -337,30 +393,56 @@ export class ShardPool {
    * turn's requests (a long command) is not waited for.
    */
   awaitReplies(budgetMs: number): void {
-    let deadline = -1;
+    // Every shard's replies are drained together; only the shards sent this turn's commands,
+    // with nothing older in flight, are waited for.
+    const all = this.allShards;
+    let waiting = 0;
     for (let i = 0; i < this.hosts.length; i++) {
       const host = this.hosts[i];
-      const sent = host.sentThisTurn;
+      host.awaited = host.alive && host.sentThisTurn > 0 && host.inFlightCount === host.sentThisTurn;
       host.sentThisTurn = 0;
-      if (!host.alive || sent === 0 || host.inFlightCount !== sent) continue;
-      const replies = host.replies;
-      while (host.inFlightCount > 0) {
-        // A reply may release a held command (MMAP) that sends more.
+      if (host.awaited) waiting++;
+    }
+    let deadline = -1;
+    while (waiting > 0) {
+      this.drainInTurnSafely(all, false);
+      // The shard to wait for: one that still owes replies and has none waiting.
+      let owing = false;
+      let waitFor: Ring | null = null;
+      for (let i = 0; i < this.hosts.length; i++) {
+        const host = this.hosts[i];
+        // A reply may have released a held command (MMAP) that sent more.
         if (host.needsPublish) this.publish(i);
-        if (!replies.hasRecords()) {
-          const now = performance.now();
-          if (deadline < 0) deadline = now + budgetMs;
-          // A small batch is often answered within microseconds: look before going to sleep,
-          // as a wake-up costs about 10 µs here.
-          const spinUntil = Math.min(now + REPLY_SPIN_MS, deadline);
-          while (!replies.hasRecords() && performance.now() < spinUntil);
-          const left = deadline - performance.now();
-          if (!replies.hasRecords() && (left <= 0 || !replies.waitBlocking(left))) break;
-        }
-        this.drainSafely(i, host, replies);
+        if (!host.awaited || !host.alive || host.inFlightCount === 0) continue;
+        owing = true;
+        if (waitFor === null && !host.replies.hasRecords()) waitFor = host.replies;
       }
+      if (!owing) break;
+      if (waitFor === null) {
+        // Replies are there, but each waits for one that no awaited shard will send (an earlier turn's).
+        break;
+      }
+      const now = performance.now();
+      if (deadline < 0) deadline = now + budgetMs;
+      // A small batch is often answered within microseconds: poll before going to sleep, as a
+      // wake-up costs about 10 µs here.
+      if (deadline - now <= 0 || !waitFor.waitBlocking(deadline - now, REPLY_SPIN_MS)) break;
+    }
+    // What is left waits for replies that are not here: it goes out as it is (parked).
+    this.drainInTurnSafely(all, true);
+  }
+
+  /** drainInTurn, where a bug while delivering must not stop the other replies. */
+  private drainInTurnSafely(shards: readonly number[], force: boolean): void {
+    try {
+      this.drainInTurn(shards, force);
+    } catch (e) {
+      console.error("mmapd: internal error delivering replies:", e);
     }
   }
+
+  /** 0 … count-1, for the drains over every shard. */
+  private readonly allShards: number[] = [];
 
   /** True when requests were sent that no `publishAll` has made visible yet. */
   get hasUnpublished(): boolean {

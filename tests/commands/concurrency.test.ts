@@ -194,6 +194,54 @@ describe("a pipeline of 1,000 mixed commands", () => {
   });
 });
 
+describe("pipelines over both shards while one shard runs long commands", () => {
+  test("every client gets its replies in order, byte for byte", async () => {
+    // Four small files on keys of both shards, and a big one whose VALL keeps its shard busy.
+    const keys = ["p0", "p1", "p2", "p3"];
+    expect(new Set(keys.map((k) => hashSlot(Buffer.from(k), 0, k.length) % WORKERS)).size).toBe(WORKERS);
+    const setup = await RawSession.open(server.port);
+    try {
+      for (const [n, key] of keys.entries()) {
+        const values = Float64Array.from({ length: 64 }, (_, i) => n * 1000 + i + 0.5);
+        fs.writeFileSync(path.join(server.dir, `${key}.f64`), new Uint8Array(values.buffer));
+        expect(await setup.command("MMAP", key, `${key}.f64`)).toBe(":64\r\n");
+      }
+      const big = new Float64Array(1_000_000).fill(0.25);
+      fs.writeFileSync(path.join(server.dir, "long.f64"), new Uint8Array(big.buffer));
+      expect(await setup.command("MMAP", "long", "long.f64")).toBe(":1000000\r\n");
+    } finally {
+      setup.close();
+    }
+
+    const clients = 12;
+    const perClient = 400;
+    const sessions = await Promise.all(Array.from({ length: clients }, () => RawSession.open(server.port)));
+    const longSession = await RawSession.open(server.port);
+    try {
+      const runs = sessions.map((session, c) => {
+        const list: string[][] = [];
+        let expected = "";
+        for (let i = 0; i < perClient; i++) {
+          const n = (c + i * 7) % keys.length;
+          const index = (c * 13 + i) % 64;
+          list.push(["VGET", keys[n], String(index)]);
+          const text = String(n * 1000 + index + 0.5);
+          expected += `$${text.length}\r\n${text}\r\n`;
+        }
+        return { run: session.pipeline(list), expected };
+      });
+      const longRun = longSession.pipeline([["VALL", "long"], ["VCOUNT", "long"], ["VALL", "long"], ["VCOUNT", "long"]]);
+      for (const { run, expected } of runs) expect((await run).toString("latin1")).toBe(expected);
+      const longReplies = (await longRun).toString("latin1");
+      const all = "*1000000\r\n" + "$4\r\n0.25\r\n".repeat(1_000_000);
+      expect(longReplies).toBe(all + ":1000000\r\n" + all + ":1000000\r\n");
+    } finally {
+      for (const session of sessions) session.close();
+      longSession.close();
+    }
+  });
+});
+
 describe("redis-benchmark (apt package redis-tools)", () => {
   const COUNT = 1000;
 
