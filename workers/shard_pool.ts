@@ -113,7 +113,6 @@ export class ShardPool {
     for (let i = 0; i < this.options.count; i++) {
       const host = new ShardHost();
       this.hosts.push(host);
-      this.allShards.push(i);
       ready.push(this.spawn(i, host));
     }
     await Promise.all(ready);
@@ -257,19 +256,18 @@ export class ShardPool {
   }
 
   /**
-   * Drains the reply rings of the shards in `shards` together: from each ring, records are taken
+   * Drains every shard's reply ring together: from each ring, records are taken
    * while each is a reply in turn for its connection (or not a client's reply at all), then the
    * next ring goes on. A pipeline whose commands went to several shards then has its replies
    * written straight out, instead of each one that overtakes an earlier one being parked (a copy
    * and a map entry). Replies that no ring can deliver in turn stay for a later call, or with
    * `force` are taken anyway (they are parked).
    */
-  private drainInTurn(shards: readonly number[], force: boolean): void {
+  private drainInTurn(force: boolean): void {
     let delivered = false;
     for (let progress = true; progress; ) {
       progress = false;
-      for (let k = 0; k < shards.length; k++) {
-        const index = shards[k];
+      for (let index = 0; index < this.hosts.length; index++) {
         const host = this.hosts[index];
         if (!host.alive) continue;
         const replies = host.replies;
@@ -283,20 +281,20 @@ export class ShardPool {
       }
       if (!progress && force) {
         // Every ring waits for a reply that is not here: take the first waiting one out of turn.
-        for (let k = 0; k < shards.length && !progress; k++) {
-          const host = this.hosts[shards[k]];
+        for (let index = 0; index < this.hosts.length && !progress; index++) {
+          const host = this.hosts[index];
           if (!host.alive) continue;
           const at = host.replies.next();
           if (at < 0) continue;
-          if (this.take(shards[k], host, host.replies, at)) delivered = true;
+          if (this.take(index, host, host.replies, at)) delivered = true;
           host.replies.advance();
           progress = true;
         }
       }
     }
-    for (let k = 0; k < shards.length; k++) {
-      const host = this.hosts[shards[k]];
-      if (host.alive) this.finishDrain(shards[k], host, host.replies);
+    for (let index = 0; index < this.hosts.length; index++) {
+      const host = this.hosts[index];
+      if (host.alive) this.finishDrain(index, host, host.replies);
     }
     if (delivered) this.sink.flush();
   }
@@ -395,7 +393,6 @@ export class ShardPool {
   awaitReplies(budgetMs: number): void {
     // Every shard's replies are drained together; only the shards sent this turn's commands,
     // with nothing older in flight, are waited for.
-    const all = this.allShards;
     let waiting = 0;
     for (let i = 0; i < this.hosts.length; i++) {
       const host = this.hosts[i];
@@ -405,23 +402,17 @@ export class ShardPool {
     }
     let deadline = -1;
     while (waiting > 0) {
-      this.drainInTurnSafely(all, false);
-      // The shard to wait for: one that still owes replies and has none waiting.
-      let owing = false;
+      this.drainInTurnSafely(false);
+      // The shard to wait for: one that still owes replies and has none waiting. If there is
+      // none, every reply is in, or those there wait for one that no awaited shard will send.
       let waitFor: Ring | null = null;
       for (let i = 0; i < this.hosts.length; i++) {
         const host = this.hosts[i];
         // A reply may have released a held command (MMAP) that sent more.
         if (host.needsPublish) this.publish(i);
-        if (!host.awaited || !host.alive || host.inFlightCount === 0) continue;
-        owing = true;
-        if (waitFor === null && !host.replies.hasRecords()) waitFor = host.replies;
+        if (waitFor === null && host.awaited && host.alive && host.inFlightCount > 0 && !host.replies.hasRecords()) waitFor = host.replies;
       }
-      if (!owing) break;
-      if (waitFor === null) {
-        // Replies are there, but each waits for one that no awaited shard will send (an earlier turn's).
-        break;
-      }
+      if (waitFor === null) break;
       const now = performance.now();
       if (deadline < 0) deadline = now + budgetMs;
       // A small batch is often answered within microseconds: poll before going to sleep, as a
@@ -429,20 +420,17 @@ export class ShardPool {
       if (deadline - now <= 0 || !waitFor.waitBlocking(deadline - now, REPLY_SPIN_MS)) break;
     }
     // What is left waits for replies that are not here: it goes out as it is (parked).
-    this.drainInTurnSafely(all, true);
+    this.drainInTurnSafely(true);
   }
 
   /** drainInTurn, where a bug while delivering must not stop the other replies. */
-  private drainInTurnSafely(shards: readonly number[], force: boolean): void {
+  private drainInTurnSafely(force: boolean): void {
     try {
-      this.drainInTurn(shards, force);
+      this.drainInTurn(force);
     } catch (e) {
       console.error("mmapd: internal error delivering replies:", e);
     }
   }
-
-  /** 0 … count-1, for the drains over every shard. */
-  private readonly allShards: number[] = [];
 
   /** True when requests were sent that no `publishAll` has made visible yet. */
   get hasUnpublished(): boolean {
