@@ -114,3 +114,8 @@ export function argEquals(a: ArgList, i: number, bytes: Uint8Array): boolean {
   for (let k = 0; k < len; k++) if (buf[start + k] !== bytes[k]) return false;
   return true;
 }
+
+/** Argument i as a key: a latin1 string, so that any bytes round-trip (as shards and the registry keep keys). */
+export function keyString(a: ArgList, i: number): string {
+  return Buffer.from(a.buf.buffer, a.buf.byteOffset + a.argStart[i], a.argEnd[i] - a.argStart[i]).toString("latin1");
+}

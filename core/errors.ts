@@ -25,5 +25,11 @@ export const Errors = {
   valueTooLong: "ERR value is too long",
   syntax: "ERR syntax error",
   outsideDataDir: "ERR path is outside the data directory",
+  notAnInteger: "ERR value is not an integer or out of range",
+  invalidCursor: "ERR invalid cursor",
+  badClientName: "ERR Client names cannot contain spaces, newlines or special characters.",
   wrongArity: (name: string) => `ERR wrong number of arguments for '${name.toLowerCase()}' command`,
+  /** For container commands (CONFIG, CLIENT, COMMAND): `sub` as the client typed it. */
+  unknownSubcommand: (sub: string, command: string) => `ERR unknown subcommand '${sub}'. Try ${command.toUpperCase()} HELP.`,
+  internal: (e: unknown) => "ERR internal error: " + (e instanceof Error ? e.message : String(e)),
 } as const;

@@ -6,7 +6,8 @@
  * create shards directly on the main thread.
  */
 import type { ArgList } from "./args.ts";
-import { argEquals } from "./args.ts";
+import type { CommandSpec } from "./command_spec.ts";
+import { argEquals, keyString } from "./args.ts";
 import { Errors, CommandError } from "./errors.ts";
 import type { MappedFile } from "./mapped_file.ts";
 import { changedSizeError } from "./mapped_file.ts";
@@ -55,20 +56,15 @@ export type Route =
   | "all" // to every shard, replies merged by `merge`
   | "scan"; // to the shard named by the cursor
 
-export interface ShardCommand {
-  /** Lowercase name. */
-  name: string;
-  /** Redis arity: n means exactly n arguments with the name, -n at least n. */
-  arity: number;
+/** A command a shard runs: its description (see CommandSpec) and how the server routes it. */
+export interface ShardCommand extends CommandSpec {
   route: Route;
-  /** For route "all": how shard replies combine. */
+  /** For route "all" and "keys": how shard replies combine. */
   merge?: "sum" | "concat" | "ok";
   /** Internal commands are sent by the server itself, never accepted from clients. */
   internal?: boolean;
   run(shard: Shard, a: ArgList, w: ReplyWriter): void;
 }
-
-const latin1 = (buf: Uint8Array, start: number, end: number) => Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString("latin1");
 
 export class Shard {
   /** Bindings by key. Keys are kept as latin1 strings so any bytes round-trip. */
@@ -89,7 +85,7 @@ export class Shard {
 
   /** The key in argument i as the string the bindings map uses. */
   keyOf(a: ArgList, i: number): string {
-    return latin1(a.buf, a.argStart[i], a.argEnd[i]);
+    return keyString(a, i);
   }
 
   /**
@@ -242,7 +238,7 @@ export class Shard {
     } catch (e) {
       w.length = mark;
       if (e instanceof CommandError) w.error(e.reply);
-      else w.error("ERR internal error: " + (e instanceof Error ? e.message : String(e)));
+      else w.error(Errors.internal(e));
     }
     if (sigbusFaultCount() !== this.faultsSeen) this.absorbFaults(w, mark);
   }

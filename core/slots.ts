@@ -47,3 +47,14 @@ export function hashSlot(buf: Uint8Array, start: number, end: number): number {
 export function argSlot(a: ArgList, i: number): number {
   return hashSlot(a.buf, a.argStart[i], a.argEnd[i]);
 }
+
+/** The shard of `workers` that owns the key in bytes [start, end): its slot, spread over the shards. */
+export function shardOf(buf: Uint8Array, start: number, end: number, workers: number): number {
+  return hashSlot(buf, start, end) % workers;
+}
+
+/** The shard that owns the key in argument i. */
+export function argShard(a: ArgList, i: number, workers: number): number {
+  return hashSlot(a.buf, a.argStart[i], a.argEnd[i]) % workers;
+}
+

@@ -7,6 +7,7 @@
  * every value before it changes a byte of the file.
  */
 import type { ArgList } from "./args.ts";
+import { Errors } from "./errors.ts";
 import { argInt, argString } from "./args.ts";
 import type { ReplyWriter } from "../protocol/reply_writer.ts";
 import type { MappedFile } from "./mapped_file.ts";
@@ -78,7 +79,7 @@ function smallInt(spec: IntSpec): ValueType {
       if (n !== n) {
         // Beyond the exact fast path: an integer all the same (many digits or leading zeros)?
         const big = parseBigInt(a, i);
-        if (big === null) return "ERR value must be integer";
+        if (big === null) return Errors.valueNotInteger;
         if (big < BigInt(spec.min) || big > BigInt(spec.max)) return rangeError;
         n = Number(big);
       }
@@ -116,7 +117,7 @@ function bigInt(name: string, signed: boolean): ValueType {
         return null;
       }
       const big = parseBigInt(a, i);
-      if (big === null) return "ERR value must be integer";
+      if (big === null) return Errors.valueNotInteger;
       if (big < min || big > max) return rangeError;
       dst.setBigUint64(off, BigInt.asUintN(64, big), true);
       return null;
@@ -329,7 +330,7 @@ const fixedString: ValueType = withEachValue({
   encode(a, i, dst, off, width) {
     const start = a.argStart[i];
     const len = a.argEnd[i] - start;
-    if (len > width) return "ERR value is too long";
+    if (len > width) return Errors.valueTooLong;
     const out = new Uint8Array(dst.buffer, dst.byteOffset + off, width);
     out.set(a.buf.subarray(start, start + len));
     out.fill(0, len);

@@ -42,8 +42,8 @@ export class Connection {
   paused = false;
   /** A command waiting until every earlier reply has arrived (MMAP); parsing stops meanwhile. */
   held: import("../core/args.ts").Args | null = null;
-  /** Writable MMAPs in flight (sequence number -> file), until their replies arrive. */
-  writerClaims: Map<number, string> | null = null;
+  /** Writable MMAPs in flight (sequence number -> files), until their replies arrive. */
+  writerClaims: Map<number, string[]> | null = null;
 
   constructor(
     readonly id: number,

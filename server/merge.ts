@@ -1,7 +1,6 @@
 /**
  * Merging the replies of a command that ran on several shards into one reply.
  */
-import type { ReplyWriter } from "../protocol/reply_writer.ts";
 
 export type MergeKind = "sum" | "concat" | "ok";
 
@@ -37,11 +36,4 @@ export function mergeReplies(kind: MergeKind, parts: Uint8Array[]): Uint8Array {
     at += p.length - headers[i].end;
   });
   return out;
-}
-
-/** Writes a command's reply into a scratch writer and returns a copy of the bytes (cold paths). */
-export function encodeWith(w: ReplyWriter, write: (w: ReplyWriter) => void): Uint8Array {
-  w.reset();
-  write(w);
-  return w.buf.slice(0, w.length);
 }

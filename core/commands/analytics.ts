@@ -6,6 +6,7 @@
  *   VINFO key                     path, type, size, count, writable, bytes, shard
  */
 import { argIs } from "../args.ts";
+import { KEY_AT_1 } from "../command_spec.ts";
 import { CommandError, Errors, fail } from "../errors.ts";
 import type { Binding, ShardCommand } from "../shard.ts";
 import type { ReplyWriter } from "../../protocol/reply_writer.ts";
@@ -55,6 +56,13 @@ export const analyticsCommands: ShardCommand[] = [
     name: "vrange",
     arity: -4,
     route: "key",
+    flags: ["readonly"],
+    keys: KEY_AT_1,
+    group: "mmap",
+    since: "0.1.0",
+    summary: "Returns the values from start to stop inclusive (negative indices count from the end), or their raw bytes with RAW.",
+    complexity: "O(N) where N is the number of values returned",
+    syntax: "key start stop [RAW]",
     run(shard, a, w) {
       if (a.argc > 5 || (a.argc === 5 && !argIs(a, 4, "raw"))) throw new CommandError(Errors.syntax);
       const b = shard.get(a, 1);
@@ -67,6 +75,13 @@ export const analyticsCommands: ShardCommand[] = [
     name: "vstats",
     arity: -2,
     route: "key",
+    flags: ["readonly"],
+    keys: KEY_AT_1,
+    group: "mmap",
+    since: "0.1.0",
+    summary: "Returns count, sum, min, max, mean and nan_count over a range of values.",
+    complexity: "O(N) where N is the number of values in the range",
+    syntax: "key [start stop]",
     run(shard, a, w) {
       if (a.argc !== 2 && a.argc !== 4) throw new CommandError(Errors.wrongArity("vstats"));
       const b = shard.get(a, 1);
@@ -126,6 +141,13 @@ export const analyticsCommands: ShardCommand[] = [
     name: "vinfo",
     arity: 2,
     route: "key",
+    flags: ["readonly", "fast"],
+    keys: KEY_AT_1,
+    group: "mmap",
+    since: "0.1.0",
+    summary: "Returns a binding's path, type, size, count, mode, bytes and shard.",
+    complexity: "O(1)",
+    syntax: "key",
     run(shard, a, w) {
       const b = shard.get(a, 1);
       w.map(7);

@@ -10,7 +10,9 @@
  *   DBSIZE                        -> number of keys
  *   FLUSHDB / FLUSHALL [ASYNC|SYNC]
  */
-import { argInt, argIs, argString } from "../args.ts";
+import type { ArgList } from "../args.ts";
+import { argInt, argIs, argString, keyString } from "../args.ts";
+import { ALL_KEYS, KEY_AT_1 } from "../command_spec.ts";
 import { CommandError, Errors, fail } from "../errors.ts";
 import { globMatch } from "../glob.ts";
 import type { Shard, ShardCommand } from "../shard.ts";
@@ -21,7 +23,7 @@ function replyKey(w: ReplyWriter, key: string): void {
   w.bulkBytes(bytes, 0, bytes.length);
 }
 
-function unbindKeys(shard: Shard, a: import("../args.ts").ArgList, w: ReplyWriter): void {
+function unbindKeys(shard: Shard, a: ArgList, w: ReplyWriter): void {
   let n = 0;
   for (let i = 1; i < a.argc; i++) if (shard.unbind(shard.keyOf(a, i))) n++;
   w.integer(n);
@@ -47,12 +49,19 @@ function scanPlace(key: string): number {
 }
 
 export const keyspaceCommands: ShardCommand[] = [
-  { name: "del", arity: -2, route: "keys", run: unbindKeys },
-  { name: "unlink", arity: -2, route: "keys", run: unbindKeys },
+  { name: "del", arity: -2, route: "keys", flags: ["write"], keys: ALL_KEYS, group: "generic", since: "0.1.0", summary: "Unbinds keys (their files are kept) and returns how many were bound.", complexity: "O(N) where N is the number of keys", syntax: "key [key ...]", run: unbindKeys },
+  { name: "unlink", arity: -2, route: "keys", flags: ["write", "fast"], keys: ALL_KEYS, group: "generic", since: "0.1.0", summary: "Unbinds keys, as DEL.", complexity: "O(N) where N is the number of keys", syntax: "key [key ...]", run: unbindKeys },
   {
     name: "exists",
     arity: -2,
     route: "keys",
+    flags: ["readonly", "fast"],
+    keys: ALL_KEYS,
+    group: "generic",
+    since: "0.1.0",
+    summary: "Returns how many of the keys are bound (a key named twice counts twice).",
+    complexity: "O(N) where N is the number of keys",
+    syntax: "key [key ...]",
     run(shard, a, w) {
       let n = 0;
       for (let i = 1; i < a.argc; i++) if (shard.find(a, i) !== undefined) n++;
@@ -63,6 +72,13 @@ export const keyspaceCommands: ShardCommand[] = [
     name: "type",
     arity: 2,
     route: "key",
+    flags: ["readonly", "fast"],
+    keys: KEY_AT_1,
+    group: "generic",
+    since: "0.1.0",
+    summary: "Returns mmap for a bound key, none otherwise.",
+    complexity: "O(1)",
+    syntax: "key",
     run(shard, a, w) {
       w.simple(shard.find(a, 1) === undefined ? "none" : "mmap");
     },
@@ -71,9 +87,16 @@ export const keyspaceCommands: ShardCommand[] = [
     name: "keys",
     arity: 2,
     route: "all",
+    flags: ["readonly"],
+    keys: null,
+    group: "generic",
+    since: "0.1.0",
+    summary: "Returns every key that matches a glob-style pattern.",
+    complexity: "O(N) where N is the number of keys",
+    syntax: "pattern",
     merge: "concat",
     run(shard, a, w) {
-      const pattern = Buffer.from(a.buf.buffer, a.buf.byteOffset + a.argStart[1], a.argEnd[1] - a.argStart[1]).toString("latin1");
+      const pattern = keyString(a, 1);
       const keys = [...shard.bindings.keys()].filter((k) => globMatch(pattern, k));
       w.array(keys.length);
       for (const k of keys) replyKey(w, k);
@@ -83,6 +106,13 @@ export const keyspaceCommands: ShardCommand[] = [
     name: "scan",
     arity: -2,
     route: "scan",
+    flags: ["readonly"],
+    keys: null,
+    group: "generic",
+    since: "0.1.0",
+    summary: "Iterates over the keys, a page at a time.",
+    complexity: "O(1) per call, O(N) for a complete iteration",
+    syntax: "cursor [MATCH pattern] [COUNT count] [TYPE type]",
     run(shard, a, w) {
       const cursor = argInt(a, 1);
       if (!(cursor >= 0)) fail("invalid cursor");
@@ -91,10 +121,10 @@ export const keyspaceCommands: ShardCommand[] = [
       let typeFilter: string | undefined;
       for (let i = 2; i < a.argc; i += 2) {
         if (i + 1 >= a.argc) throw new CommandError(Errors.syntax);
-        if (argIs(a, i, "match")) pattern = Buffer.from(a.buf.buffer, a.buf.byteOffset + a.argStart[i + 1], a.argEnd[i + 1] - a.argStart[i + 1]).toString("latin1");
+        if (argIs(a, i, "match")) pattern = keyString(a, i + 1);
         else if (argIs(a, i, "count")) {
           count = argInt(a, i + 1);
-          if (!(count >= 1)) throw new CommandError(count !== count ? "ERR value is not an integer or out of range" : Errors.syntax);
+          if (!(count >= 1)) throw new CommandError(count !== count ? Errors.notAnInteger : Errors.syntax);
         } else if (argIs(a, i, "type")) typeFilter = argString(a, i + 1).toLowerCase();
         else throw new CommandError(Errors.syntax);
       }
@@ -126,17 +156,31 @@ export const keyspaceCommands: ShardCommand[] = [
     name: "dbsize",
     arity: 1,
     route: "all",
+    flags: ["readonly", "fast"],
+    keys: null,
+    group: "server",
+    since: "0.1.0",
+    summary: "Returns the number of keys.",
+    complexity: "O(1)",
+    syntax: "",
     merge: "sum",
     run(shard, _a, w) {
       w.integer(shard.bindings.size);
     },
   },
-  { name: "flushdb", arity: -1, route: "all", merge: "ok", run: flush },
-  { name: "flushall", arity: -1, route: "all", merge: "ok", run: flush },
+  { name: "flushdb", arity: -1, route: "all", merge: "ok", flags: ["write"], keys: null, group: "server", since: "0.1.0", summary: "Unbinds every key; no file is changed.", complexity: "O(N) where N is the number of keys", syntax: "[ASYNC|SYNC]", run: flush },
+  { name: "flushall", arity: -1, route: "all", merge: "ok", flags: ["write"], keys: null, group: "server", since: "0.1.0", summary: "Unbinds every key; no file is changed.", complexity: "O(N) where N is the number of keys", syntax: "[ASYNC|SYNC]", run: flush },
   {
     name: "_flush",
     arity: 1,
     route: "all",
+    flags: [],
+    keys: null,
+    group: "internal",
+    since: "0.1.0",
+    summary: "Syncs the shard's written files to disk (sent by the server only).",
+    complexity: "O(N) where N is the number of written files",
+    syntax: "",
     merge: "ok",
     internal: true,
     run(shard, _a, w) {

@@ -7,6 +7,7 @@
  * Replies with the number of values in the file.
  */
 import type { ArgList } from "../args.ts";
+import { KEY_AT_1 } from "../command_spec.ts";
 import { argInt, argIs, argString } from "../args.ts";
 import { CommandError, Errors, fail } from "../errors.ts";
 import { MappedFile } from "../mapped_file.ts";
@@ -79,6 +80,13 @@ export const mmapCommand: ShardCommand = {
   name: "mmap",
   arity: -3,
   route: "key",
+  flags: ["write"],
+  keys: KEY_AT_1,
+  group: "mmap",
+  since: "0.1.0",
+  summary: "Binds a key to a file of fixed-width values and returns the number of values in it.",
+  complexity: "O(1)",
+  syntax: "key path [type [size] [WRITABLE]]",
   run(shard, a, w) {
     const key = shard.keyOf(a, 1);
     const spec = parseMmapArgs(a, key);
@@ -95,6 +103,13 @@ export const restoreBindingCommand: ShardCommand = {
   name: "_bind",
   arity: 6,
   route: "key",
+  flags: [],
+  keys: KEY_AT_1,
+  group: "internal",
+  since: "0.1.0",
+  summary: "Restores a binding at start or after a shard restart (sent by the server only).",
+  complexity: "O(1)",
+  syntax: "key path type size mode",
   internal: true,
   run(shard, a, w) {
     const type = VALUE_TYPES.get(argString(a, 3));

@@ -6,6 +6,7 @@
  *   VSETRAW key index bytes      -> number of values written from index on
  */
 import { argLength } from "../args.ts";
+import { KEY_AT_1 } from "../command_spec.ts";
 import { CommandError, Errors, fail } from "../errors.ts";
 import type { Binding, ShardCommand } from "../shard.ts";
 import { indexArg } from "./index_args.ts";
@@ -22,6 +23,13 @@ export const rawWriteCommands: ShardCommand[] = [
     name: "vaddraw",
     arity: 3,
     route: "key",
+    flags: ["write"],
+    keys: KEY_AT_1,
+    group: "mmap",
+    since: "0.1.0",
+    summary: "Appends values given as raw bytes in the file's layout.",
+    complexity: "O(N) where N is the number of bytes",
+    syntax: "key bytes",
     run(shard, a, w) {
       const b = shard.getWritable(a, 1);
       const n = rawValueCount(b, argLength(a, 2));
@@ -33,6 +41,13 @@ export const rawWriteCommands: ShardCommand[] = [
     name: "vsetraw",
     arity: 4,
     route: "key",
+    flags: ["write"],
+    keys: KEY_AT_1,
+    group: "mmap",
+    since: "0.1.0",
+    summary: "Writes values given as raw bytes in the file's layout, from an index on.",
+    complexity: "O(N) where N is the number of bytes",
+    syntax: "key index bytes",
     run(shard, a, w) {
       const b = shard.getWritable(a, 1);
       const n = rawValueCount(b, argLength(a, 3));

@@ -10,6 +10,7 @@
  *   VFILEPATH key               the path as given to MMAP
  */
 import type { ShardCommand } from "../shard.ts";
+import { KEY_AT_1 } from "../command_spec.ts";
 import { indexArg } from "./index_args.ts";
 import type { Binding } from "../shard.ts";
 import type { ReplyWriter } from "../../protocol/reply_writer.ts";
@@ -32,6 +33,13 @@ export const readCommands: ShardCommand[] = [
     name: "vget",
     arity: 3,
     route: "key",
+    flags: ["readonly", "fast"],
+    keys: KEY_AT_1,
+    group: "mmap",
+    since: "0.1.0",
+    summary: "Returns the value at an index.",
+    complexity: "O(1)",
+    syntax: "key index",
     run(shard, a, w) {
       const b = shard.get(a, 1);
       replyValue(w, b, indexArg(a, 2, b.file.count));
@@ -41,6 +49,13 @@ export const readCommands: ShardCommand[] = [
     name: "vmget",
     arity: -3,
     route: "key",
+    flags: ["readonly"],
+    keys: KEY_AT_1,
+    group: "mmap",
+    since: "0.1.0",
+    summary: "Returns the values at the given indices, in argument order.",
+    complexity: "O(N) where N is the number of indices",
+    syntax: "key index [index ...]",
     run(shard, a, w) {
       const b = shard.get(a, 1);
       const count = b.file.count;
@@ -56,6 +71,13 @@ export const readCommands: ShardCommand[] = [
     name: "vall",
     arity: 2,
     route: "key",
+    flags: ["readonly"],
+    keys: KEY_AT_1,
+    group: "mmap",
+    since: "0.1.0",
+    summary: "Returns every value of the file.",
+    complexity: "O(N) where N is the number of values",
+    syntax: "key",
     run(shard, a, w) {
       const b = shard.get(a, 1);
       replyValues(w, b, 0, b.file.count);
@@ -65,6 +87,13 @@ export const readCommands: ShardCommand[] = [
     name: "vcount",
     arity: 2,
     route: "key",
+    flags: ["readonly", "fast"],
+    keys: KEY_AT_1,
+    group: "mmap",
+    since: "0.1.0",
+    summary: "Returns the number of values in the file.",
+    complexity: "O(1)",
+    syntax: "key",
     run(shard, a, w) {
       w.integer(shard.get(a, 1).file.count);
     },
@@ -73,6 +102,13 @@ export const readCommands: ShardCommand[] = [
     name: "vtype",
     arity: 2,
     route: "key",
+    flags: ["readonly", "fast"],
+    keys: KEY_AT_1,
+    group: "mmap",
+    since: "0.1.0",
+    summary: "Returns the value type of a binding.",
+    complexity: "O(1)",
+    syntax: "key",
     run(shard, a, w) {
       w.bulk(shard.get(a, 1).type.name);
     },
@@ -81,6 +117,13 @@ export const readCommands: ShardCommand[] = [
     name: "vsize",
     arity: 2,
     route: "key",
+    flags: ["readonly", "fast"],
+    keys: KEY_AT_1,
+    group: "mmap",
+    since: "0.1.0",
+    summary: "Returns the number of bytes per value.",
+    complexity: "O(1)",
+    syntax: "key",
     run(shard, a, w) {
       w.integer(shard.get(a, 1).width);
     },
@@ -89,6 +132,13 @@ export const readCommands: ShardCommand[] = [
     name: "vfilepath",
     arity: 2,
     route: "key",
+    flags: ["readonly", "fast"],
+    keys: KEY_AT_1,
+    group: "mmap",
+    since: "0.1.0",
+    summary: "Returns the path of the bound file as given to MMAP.",
+    complexity: "O(1)",
+    syntax: "key",
     run(shard, a, w) {
       w.bulk(shard.get(a, 1).displayPath);
     },

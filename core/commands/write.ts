@@ -8,6 +8,7 @@
  *   VCLEAR key                               -> the count before; the file becomes empty
  */
 import type { ArgList } from "../args.ts";
+import { KEY_AT_1 } from "../command_spec.ts";
 import { argIs } from "../args.ts";
 import { CommandError, Errors, fail } from "../errors.ts";
 import type { Binding, Shard, ShardCommand } from "../shard.ts";
@@ -47,6 +48,13 @@ export const writeCommands: ShardCommand[] = [
     name: "vset",
     arity: -4,
     route: "key",
+    flags: ["write"],
+    keys: KEY_AT_1,
+    group: "mmap",
+    since: "0.1.0",
+    summary: "Writes values at indices; every pair is checked before any is written.",
+    complexity: "O(N) where N is the number of pairs",
+    syntax: "key index value [index value ...]",
     run(shard, a, w) {
       if ((a.argc - 2) % 2 !== 0) throw new CommandError(Errors.wrongArity("vset"));
       const b = shard.getWritable(a, 1);
@@ -65,6 +73,13 @@ export const writeCommands: ShardCommand[] = [
     name: "vadd",
     arity: -3,
     route: "key",
+    flags: ["write"],
+    keys: KEY_AT_1,
+    group: "mmap",
+    since: "0.1.0",
+    summary: "Appends values to the file and returns how many were appended.",
+    complexity: "O(N) where N is the number of values",
+    syntax: "key value [value ...]",
     run(shard, a, w) {
       const b = shard.getWritable(a, 1);
       refuseVectorSetSyntax(b, a);
@@ -77,6 +92,13 @@ export const writeCommands: ShardCommand[] = [
     name: "vpop",
     arity: 2,
     route: "key",
+    flags: ["write", "fast"],
+    keys: KEY_AT_1,
+    group: "mmap",
+    since: "0.1.0",
+    summary: "Removes and returns the last value; nil when the file is empty.",
+    complexity: "O(1)",
+    syntax: "key",
     run(shard, a, w) {
       const b = shard.getWritable(a, 1);
       const count = b.file.count;
@@ -93,6 +115,13 @@ export const writeCommands: ShardCommand[] = [
     name: "vclear",
     arity: 2,
     route: "key",
+    flags: ["write"],
+    keys: KEY_AT_1,
+    group: "mmap",
+    since: "0.1.0",
+    summary: "Truncates the file to 0 bytes and returns the count before.",
+    complexity: "O(1)",
+    syntax: "key",
     run(shard, a, w) {
       const b = shard.getWritable(a, 1);
       const count = b.file.count;

@@ -126,9 +126,9 @@ describe.each([2, 3] as const)("RESP%d", (proto) => {
 
   test("set: the flags in COMMAND INFO", async () => {
     const reply = await ask(c, "COMMAND", "INFO", "ping");
-    const flags = proto === 3 ? "~1\r\n+fast\r\n" : "*1\r\n+fast\r\n";
-    const empty = proto === 3 ? "~0\r\n" : "*0\r\n";
-    expect(reply).toBe(`*1\r\n*10\r\n$4\r\nping\r\n:-1\r\n${flags}:0\r\n:0\r\n:0\r\n${empty}*0\r\n*0\r\n*0\r\n`);
+    const set = proto === 3 ? "~" : "*";
+    const acl = `${set}2\r\n+@fast\r\n+@connection\r\n`;
+    expect(reply).toBe(`*1\r\n*10\r\n$4\r\nping\r\n:-1\r\n${set}1\r\n+fast\r\n:0\r\n:0\r\n:0\r\n${acl}*0\r\n*0\r\n*0\r\n`);
   });
 
   test("nil from a shard: VPOP of an empty file", async () => {

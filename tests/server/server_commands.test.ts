@@ -250,17 +250,18 @@ describe("COMMAND", () => {
     });
   });
 
-  test("COMMAND INFO vget: name, arity, flags, keys", async () => {
+  test("COMMAND INFO vget: name, arity, flags, keys, ACL categories, key spec", async () => {
+    const keySpec = (access: string, lastkey: number) =>
+      `*1\r\n*6\r\n$5\r\nflags\r\n${access}$12\r\nbegin_search\r\n*4\r\n$4\r\ntype\r\n$5\r\nindex\r\n$4\r\nspec\r\n*2\r\n$5\r\nindex\r\n:1\r\n` +
+      `$9\r\nfind_keys\r\n*4\r\n$4\r\ntype\r\n$5\r\nrange\r\n$4\r\nspec\r\n*6\r\n$7\r\nlastkey\r\n:${lastkey}\r\n$7\r\nkeystep\r\n:1\r\n$5\r\nlimit\r\n:0\r\n`;
     await withClient(server.port, async (c) => {
-      expect(await ask(c, "COMMAND", "INFO", "vget")).toBe("*1\r\n*10\r\n$4\r\nvget\r\n:3\r\n*1\r\n+readonly\r\n:1\r\n:1\r\n:1\r\n*0\r\n*0\r\n*0\r\n*0\r\n");
-      expect(await ask(c, "COMMAND", "INFO", "VSET")).toBe("*1\r\n*10\r\n$4\r\nvset\r\n:-4\r\n*1\r\n+write\r\n:1\r\n:1\r\n:1\r\n*0\r\n*0\r\n*0\r\n*0\r\n");
-    });
-  });
-
-  test("COMMAND DOCS answers (an empty map)", async () => {
-    await withClient(server.port, async (c) => {
-      expect(await ask(c, "COMMAND", "DOCS")).toBe("*0\r\n");
-      expect(await ask(c, "COMMAND", "DOCS", "vget")).toBe("*0\r\n");
+      expect(await ask(c, "COMMAND", "INFO", "vget")).toBe(
+        `*1\r\n*10\r\n$4\r\nvget\r\n:3\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n*2\r\n+@read\r\n+@fast\r\n*0\r\n${keySpec("*2\r\n+RO\r\n+access\r\n", 0)}*0\r\n`,
+      );
+      expect(await ask(c, "COMMAND", "INFO", "VSET")).toBe(
+        `*1\r\n*10\r\n$4\r\nvset\r\n:-4\r\n*1\r\n+write\r\n:1\r\n:1\r\n:1\r\n*2\r\n+@write\r\n+@slow\r\n*0\r\n${keySpec("*2\r\n+RW\r\n+update\r\n", 0)}*0\r\n`,
+      );
+      expect(await ask(c, "COMMAND", "INFO", "del")).toContain(keySpec("*2\r\n+RM\r\n+delete\r\n", -1));
     });
   });
 });

@@ -1,0 +1,136 @@
+/**
+ * Dispatch: finds a command in the table, applies the checks every command gets (arity, AUTH),
+ * runs main-thread commands, and routes shard commands to the shard(s) that own their keys.
+ */
+import type { ArgList } from "../core/args.ts";
+import { Args, argInt, argString, argView } from "../core/args.ts";
+import { shardCommandId } from "../core/commands.ts";
+import { CommandError, Errors } from "../core/errors.ts";
+import type { ShardCommand } from "../core/shard.ts";
+import { argShard } from "../core/slots.ts";
+import type { ShardPool } from "../workers/shard_pool.ts";
+import type { BindingCatalog } from "./catalog.ts";
+import type { Command } from "./command_table.ts";
+import { COMMAND_INDEX } from "./command_table.ts";
+import { DEFERRED } from "./commands/server_command.ts";
+import type { Config } from "./config.ts";
+import type { Connection } from "./connection.ts";
+import type { ServerContext } from "./context.ts";
+import type { MergeKind } from "./merge.ts";
+import { mergeReplies } from "./merge.ts";
+import type { Turn } from "./turn.ts";
+
+export class Dispatcher {
+  constructor(
+    private readonly ctx: ServerContext,
+    private readonly config: Config,
+    private readonly pool: ShardPool,
+    private readonly turn: Turn,
+    private readonly catalog: BindingCatalog,
+  ) {}
+
+  /** Runs or routes the command in `a` for `conn`. */
+  execute(conn: Connection, a: ArgList): void {
+    const command = COMMAND_INDEX.find(a, 0);
+    const refusal = this.check(conn, command, a);
+    if (refusal !== null) {
+      this.turn.replyNow(conn, (w) => w.error(refusal));
+      return;
+    }
+    if (command!.route === "main") this.runOnMain(conn, command!, a);
+    else this.route(conn, command!, a);
+  }
+
+  /** The error that refuses `command` before it runs, or null. */
+  private check(conn: Connection, command: Command | undefined, a: ArgList): string | null {
+    if (command === undefined) {
+      conn.lastCommand = "unknown";
+      return unknownCommandError(a);
+    }
+    conn.lastCommand = command.name;
+    if (!conn.authenticated && !command.flags.includes("no_auth")) return "NOAUTH Authentication required.";
+    if (command.arity > 0 ? a.argc !== command.arity : a.argc < -command.arity) return Errors.wrongArity(command.name);
+    return null;
+  }
+
+  private runOnMain(conn: Connection, command: Command & { route: "main" }, a: ArgList): void {
+    const seq = conn.nextSeq++;
+    const w = this.turn.writerFor(conn, seq);
+    const mark = w.length;
+    try {
+      if (command.run(this.ctx, conn, a, w, seq) === DEFERRED) return;
+    } catch (e) {
+      w.length = mark;
+      w.error(e instanceof CommandError ? e.reply : Errors.internal(e));
+    }
+    this.turn.finish(conn, seq, w);
+  }
+
+  /** Sends a shard command to the shard(s) it concerns. */
+  private route(conn: Connection, command: ShardCommand, a: ArgList): void {
+    const shards = this.config.workers;
+    const id = shardCommandId.get(command)!;
+    const proto = conn.out.proto;
+    if (command.flags.includes("write")) this.catalog.forgetFailedBindings(command.name, a);
+    switch (command.route) {
+      case "key": {
+        if (command.name === "mmap") {
+          // MMAP runs only after this connection's earlier commands are answered, so the
+          // bindings it checks against include what they did (a pipelined DEL, say).
+          if (conn.owed > 0) {
+            conn.held = Args.of(...Array.from({ length: a.argc }, (_, i) => argView(a, i)));
+            return;
+          }
+          const refusal = this.catalog.checkMmap(conn, a, conn.nextSeq);
+          if (refusal !== null) {
+            this.turn.replyNow(conn, (w) => w.error(refusal));
+            return;
+          }
+        }
+        this.pool.send(argShard(a, 1, shards), conn.id, conn.nextSeq++, proto, id, a, null);
+        return;
+      }
+      case "scan": {
+        const cursor = argInt(a, 1);
+        if (!(cursor >= 0)) {
+          this.turn.replyNow(conn, (w) => w.error(Errors.invalidCursor));
+          return;
+        }
+        this.pool.send(cursor % shards, conn.id, conn.nextSeq++, proto, id, a, null);
+        return;
+      }
+      case "keys": {
+        const byShard = new Map<number, number[]>();
+        for (let i = 1; i < a.argc; i++) {
+          const s = argShard(a, i, shards);
+          let list = byShard.get(s);
+          if (list === undefined) byShard.set(s, (list = [0]));
+          list.push(i);
+        }
+        const seq = conn.nextSeq++;
+        if (byShard.size > 1) conn.parked.set(seq, { remaining: byShard.size, parts: [], merge: (parts) => mergeReplies(command.merge ?? "sum", parts) });
+        for (const [s, indices] of byShard) this.pool.send(s, conn.id, seq, proto, id, a, byShard.size > 1 ? indices : null);
+        return;
+      }
+      case "all":
+        this.sendToAllShards(conn, conn.nextSeq++, command, a, command.merge ?? "ok");
+        return;
+    }
+  }
+
+  /** Sends `command` to every shard as one reply for `seq`, merged by `merge`. */
+  private sendToAllShards(conn: Connection, seq: number, command: ShardCommand, a: ArgList, merge: MergeKind): void {
+    const shards = this.config.workers;
+    conn.parked.set(seq, { remaining: shards, parts: [], merge: (parts) => mergeReplies(merge, parts) });
+    const id = shardCommandId.get(command)!;
+    for (let s = 0; s < shards; s++) this.pool.send(s, conn.id, seq, conn.out.proto, id, a, null);
+  }
+}
+
+/** Redis's unknown-command error: the name, then the first arguments quoted, up to 128 bytes in all. */
+function unknownCommandError(a: ArgList): string {
+  const clean = (s: string) => s.replace(/[\r\n]/g, " ");
+  let args = "";
+  for (let i = 1; i < a.argc && args.length < 128; i++) args += `'${clean(argString(a, i)).slice(0, 128 - args.length)}' `;
+  return `ERR unknown command '${clean(argString(a, 0)).slice(0, 128)}', with args beginning with: ${args}`;
+}
