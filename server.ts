@@ -13,12 +13,13 @@
  * A command's key picks its shard (CRC16 hash slot, as Redis Cluster); each shard is one worker
  * thread that owns its keys' mapped files, so commands on one key run in order on one thread.
  */
-import { ConfigError, HELP, parseArgs, VERSION } from "./server/config.ts";
-import { log, setLogLevel } from "./server/log.ts";
-import { MmapdServer } from "./server/server.ts";
+import fs from "node:fs";
+import { ConfigError, helpText, type ParsedArgs, parseArgs, VERSION } from "./server/config.ts";
+import { log, setLogFile, setLogLevel } from "./server/log.ts";
+import { ListenError, MmapdServer } from "./server/server.ts";
 
 async function main(): Promise<void> {
-  let parsed;
+  let parsed: ParsedArgs;
   try {
     parsed = parseArgs(process.argv.slice(2));
   } catch (e) {
@@ -27,7 +28,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   if (parsed.kind === "help") {
-    process.stdout.write(HELP);
+    process.stdout.write(helpText());
     return;
   }
   if (parsed.kind === "version") {
@@ -36,14 +37,33 @@ async function main(): Promise<void> {
   }
   const config = parsed.config;
   setLogLevel(config.loglevel);
+  if (config.logfile !== "") {
+    try {
+      setLogFile(config.logfile);
+    } catch (e) {
+      process.stderr.write(`mmapd: can't open the log file '${config.logfile}': ${(e as NodeJS.ErrnoException).code ?? e}\n`);
+      process.exit(1);
+    }
+  }
   log("notice", `mmapd ${VERSION} starting, pid=${process.pid}, bun ${Bun.version}`);
+  if (config.configFile !== "") log("notice", `Configuration loaded from ${config.configFile}`);
+  for (const note of parsed.notes) log(note.level, note.text);
   const server = new MmapdServer(config);
   let port: number;
   try {
     port = await server.start();
   } catch (e) {
-    log("warning", `Cannot start: ${(e as Error).message}`);
+    log("warning", e instanceof ListenError ? e.message : `Cannot start: ${(e as Error).message}`);
     process.exit(1);
+  }
+  if (config.pidfile !== "") {
+    const pidfile = config.pidfile;
+    try {
+      fs.writeFileSync(pidfile, `${process.pid}\n`);
+      process.on("exit", () => fs.rmSync(pidfile, { force: true }));
+    } catch (e) {
+      log("warning", `Failed to write PID file ${pidfile}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    }
   }
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.on(signal, () => server.shutdown(0, `${signal === "SIGINT" ? "SIGINT" : "SIGTERM"} scheduling shutdown`));

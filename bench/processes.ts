@@ -40,7 +40,7 @@ export function makeTempDir(prefix: string): string {
 }
 
 /** A loopback port that was free a moment ago. */
-export function freePort(): number {
+function freePort(): number {
   const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
   const port = listener.port;
   listener.stop(true);

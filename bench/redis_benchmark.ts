@@ -25,7 +25,7 @@ function timeoutMs(requests: number): number {
 }
 
 /** Reads the first data row of redis-benchmark's CSV, by column name. */
-export function parseCsv(csv: string): Record<string, string> | null {
+function parseCsv(csv: string): Record<string, string> | null {
   const rows = csv
     .split("\n")
     .map((line) => line.trim())
@@ -60,7 +60,9 @@ export async function runRedisBenchmark(port: number, shape: LoadShape, testArgs
   const errorLines = stderr.split("\n").filter((line) => /error|could not connect/i.test(line));
   if (exitCode !== 0 || errorLines.length > 0) {
     const why = proc.signalCode === "SIGKILL" ? `timed out after ${timeoutMs(shape.requests) / 1000} s` : `exit code ${exitCode}`;
-    throw new Error(`${described} failed (${why}):\n${(errorLines.length > 0 ? errorLines.slice(0, 5).join("\n") : stderr.trim()) || stdout.trim()}`);
+    throw new Error(
+      `${described} failed (${why}):\n${(errorLines.length > 0 ? errorLines.slice(0, 5).join("\n") : stderr.trim()) || stdout.trim()}`,
+    );
   }
   const row = parseCsv(stdout);
   const measurement = {

@@ -1,73 +1,112 @@
 /**
- * The side-by-side benchmark (`npm run bench`): mmapd against Redis, both measured by
- * redis-benchmark on this machine, on loopback, with the same load.
+ * The side-by-side benchmark (`npm run bench`): mmapd against Redis on this machine, on loopback,
+ * with the same values in both (seeded standard-normal doubles; see fixtures.ts).
  *
  * It starts mmapd (default workers, and `--workers 1`) and a redis-server with persistence off,
- * each on a free port with a temporary directory; loads the same data into both (a file of
- * 1,000,000 doubles bound as `k` against 1,000,000 string keys `key:%012d`, an empty `k2` against
- * a list); runs every test once as a warm-up (mmapd compiles its code as it runs); then runs each
- * pair of equivalent commands interleaved (mmapd, Redis, mmapd, Redis ...) for a number of rounds
- * at `-P 1` and `-P 16`, and reports the median of the rounds. It also
- * measures mmapd's resident memory at idle and after binding an 8 GiB sparse file.
- *
+ * each on a free port with a temporary directory, measures mmapd's memory at idle and with an
+ * 8 GiB sparse file bound, loads the data, and then runs, each part interleaved (mmapd, Redis,
+ * mmapd, Redis ...) so that noise falls on both sides:
+ *   - the redis-benchmark rows (throughput.ts) at `-P 1` and `-P 16`, with server CPU per request;
+ *   - transactions, one shard and two shards, with a client of our own (transactions.ts);
+ *   - big replies of megabytes, timed to the first and the last byte (big_replies.ts), and
+ *     mmapd's RSS right after them and 10 s later.
  * Any error reply, failed run or missing number fails the whole run (exit 1): a broken server
- * must never look fast. Results: a table on stdout, bench/results/latest.json, bench/results/ratios.svg.
+ * must never look fast. Results: tables on stdout, and in bench/results latest.json, latest.md
+ * and ratios.svg (README's section too with --readme).
+ *
+ * `--soak` runs the soak instead (soak.ts): minutes of mixed load on one mmapd, sampled.
  *
  *   bun bench/run.ts [--quick] [--requests N] [--requests-p1 N] [--requests-p16 N] [--rounds N]
- *                    [--clients N] [--out DIR]
+ *                    [--clients N] [--transactions N] [--out DIR] [--readme]
+ *   bun bench/run.ts --soak [--soak-seconds N] [--clients N] [--out DIR]
  */
 import { spawnSync } from "bun";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { cleanUp, makeTempDir, onPath, residentKiB, startMmapd, startRedis, type RunningMmapd, type RunningServer } from "./processes.ts";
-import { runRedisBenchmark, type LoadShape, type Measurement } from "./redis_benchmark.ts";
-import { formatTable, medianOf, writeJson, writeSvg, type MemoryReport, type Results, type ResultRow, type VariantResult } from "./report.ts";
-import { RespClient } from "./resp_client.ts";
+import { runBigReplies } from "./big_replies.ts";
+import { CLOCK_TICKS_PER_SECOND } from "./cpu.ts";
+import { BenchData, expectEqual, loadMmapd, loadRedis, verifyServers, withClient } from "./fixtures.ts";
+import { cleanUp, makeTempDir, onPath, residentKiB, type RunningMmapd, startMmapd, startRedis } from "./processes.ts";
+import {
+  formatTable,
+  type MemoryReport,
+  type Results,
+  type TransactionRow,
+  updateReadme,
+  writeJson,
+  writeMarkdown,
+  writeSvg,
+} from "./report.ts";
+import { runSoak } from "./soak.ts";
+import { PIPELINES, pairedTests, type RunTiming, runThroughput, supportedTests } from "./throughput.ts";
+import { bindTransactionKeys, runTransactions, TRANSACTION_BATCHES, transactionTests } from "./transactions.ts";
 
 const INSTALL_LINE = "apt-get install -y redis-server redis-tools";
-/** Values in `k`, and string keys in Redis; also redis-benchmark's `-r`. */
-const VALUE_COUNT = 1_000_000;
-const STORED_VALUE = 1.5;
 const SPARSE_FILE_BYTES = 8 * 2 ** 30;
 const SPARSE_VALUES_READ = 1_000;
 /** Growth of mmapd's RSS from reading the sparse file that counts as mapping it into memory. */
 const SPARSE_RSS_GROWTH_LIMIT_KIB = 256 * 1024;
-const PIPELINES = [1, 16] as const;
-/** Requests per test in the warm-up pass, at -P 16. */
-const WARM_UP_REQUESTS = 20_000;
+const RESULTS_DIR = path.join(import.meta.dir, "results");
+const README = path.join(import.meta.dir, "..", "README.md");
 
 interface Settings {
   requestsByPipeline: Record<number, number>;
   rounds: number;
   clients: number;
-  outDir: string;
+  transactionsByBatch: Record<number, number>;
+  /** Rounds of the big-reply rows (each VALL of 10M values takes seconds). */
+  bigReplyRounds: number;
+  /** Where the results go; null for a quick run without --out (nothing written). */
+  outDir: string | null;
+  readme: boolean;
   quick: boolean;
+  soak: boolean;
+  soakSeconds: number;
 }
 
 const DEFAULT_SETTINGS: Settings = {
   requestsByPipeline: { 1: 50_000, 16: 200_000 },
   rounds: 5,
   clients: 50,
-  outDir: path.join(import.meta.dir, "results"),
+  transactionsByBatch: { 1: 20_000, 16: 100_000 },
+  bigReplyRounds: 3,
+  outDir: RESULTS_DIR,
+  readme: false,
   quick: false,
+  soak: false,
+  soakSeconds: 600,
 };
 
 const USAGE = `Usage: bun bench/run.ts [options]
 
-Runs redis-benchmark against mmapd and Redis side by side and writes a table, latest.json and ratios.svg.
+Runs mmapd and Redis side by side (redis-benchmark rows with server CPU per request,
+transactions, big replies) and writes tables, latest.json, latest.md and ratios.svg.
 
-  --quick            a smoke run: 2,000 requests per run, one round
-  --requests N       requests per run at both -P 1 and -P 16
+  --quick            a smoke run: 2,000 requests per run, one round, no warm-up; writes
+                     nothing unless --out is given
+  --requests N       requests per run at both -P 1 and -P 16 (rows with 100 values per
+                     reply run a quarter of it)
   --requests-p1 N    requests per run at -P 1 (default ${DEFAULT_SETTINGS.requestsByPipeline[1]})
   --requests-p16 N   requests per run at -P 16 (default ${DEFAULT_SETTINGS.requestsByPipeline[16]})
   --rounds N         interleaved rounds; each row reports the median (default ${DEFAULT_SETTINGS.rounds})
-  --clients N        redis-benchmark -c (default ${DEFAULT_SETTINGS.clients})
-  --out DIR          where latest.json and ratios.svg go (default bench/results)
+  --clients N        redis-benchmark -c and transaction connections (default ${DEFAULT_SETTINGS.clients})
+  --transactions N   transactions per run at each batch size (default ${DEFAULT_SETTINGS.transactionsByBatch[1]} one by one,
+                     ${DEFAULT_SETTINGS.transactionsByBatch[16]} in batches of 16)
+  --out DIR          where the results go (default bench/results)
+  --readme           also write the tables into README.md's benchmark section
+  --soak             run the soak instead: mixed load on one mmapd, sampled every 10 s;
+                     writes soak.json
+  --soak-seconds N   how long the soak runs (default ${DEFAULT_SETTINGS.soakSeconds})
 `;
 
 function parseSettings(argv: string[]): Settings {
-  const settings: Settings = { ...DEFAULT_SETTINGS, requestsByPipeline: { ...DEFAULT_SETTINGS.requestsByPipeline } };
+  const settings: Settings = {
+    ...DEFAULT_SETTINGS,
+    requestsByPipeline: { ...DEFAULT_SETTINGS.requestsByPipeline },
+    transactionsByBatch: { ...DEFAULT_SETTINGS.transactionsByBatch },
+  };
+  let outGiven = false;
   const positive = (flag: string, value: string | undefined) => {
     if (value === undefined || !/^[1-9][0-9]*$/.test(value)) usageError(`${flag} needs a positive integer`);
     return Number(value);
@@ -81,6 +120,8 @@ function parseSettings(argv: string[]): Settings {
       settings.quick = true;
       settings.requestsByPipeline = { 1: 2_000, 16: 2_000 };
       settings.rounds = 1;
+      settings.transactionsByBatch = { 1: 2_000, 16: 4_000 };
+      settings.bigReplyRounds = 1;
     } else if (flag === "--requests") {
       const n = positive(flag, argv[++i]);
       settings.requestsByPipeline = { 1: n, 16: n };
@@ -88,11 +129,21 @@ function parseSettings(argv: string[]): Settings {
     else if (flag === "--requests-p16") settings.requestsByPipeline[16] = positive(flag, argv[++i]);
     else if (flag === "--rounds") settings.rounds = positive(flag, argv[++i]);
     else if (flag === "--clients") settings.clients = positive(flag, argv[++i]);
-    else if (flag === "--out") {
+    else if (flag === "--transactions") {
+      const n = positive(flag, argv[++i]);
+      settings.transactionsByBatch = { 1: n, 16: n };
+    } else if (flag === "--out") {
       if (argv[i + 1] === undefined) usageError("--out needs a directory");
       settings.outDir = path.resolve(argv[++i]);
-    } else usageError(`unknown option '${flag}'`);
+      outGiven = true;
+    } else if (flag === "--readme") settings.readme = true;
+    else if (flag === "--soak") settings.soak = true;
+    else if (flag === "--soak-seconds") settings.soakSeconds = positive(flag, argv[++i]);
+    else usageError(`unknown option '${flag}'`);
   }
+  // A smoke run must not replace the results of a real one.
+  if (settings.quick && !outGiven) settings.outDir = null;
+  if (settings.quick && settings.readme) usageError("--readme takes the numbers of a full run, not of --quick");
   return settings;
 }
 
@@ -100,44 +151,6 @@ function usageError(message: string): never {
   process.stderr.write(`bench: ${message}\n\n${USAGE}`);
   process.exit(2);
 }
-
-/** One pair of equivalent loads: the redis-benchmark arguments for mmapd and for Redis. */
-interface PairedTest {
-  name: string;
-  mmapd: string[];
-  redis: string[];
-  /** Whether the commands hold `__rand_int__` (then `-r` is passed). */
-  random: boolean;
-  /** Whether mmapd `--workers 1` runs it too. */
-  withOneWorker: boolean;
-}
-
-const redisKey = (index: number) => `key:${String(index).padStart(12, "0")}`;
-const repeated = (text: string, times: number) => Array.from({ length: times }, () => text);
-const firstHundred = Array.from({ length: 100 }, (_, i) => i);
-
-// redis-benchmark replaces every `__rand_int__` in a command with its own random number.
-const TESTS: PairedTest[] = [
-  { name: "PING_MBULK", mmapd: ["-t", "ping_mbulk"], redis: ["-t", "ping_mbulk"], random: false, withOneWorker: true },
-  { name: "VGET vs GET", mmapd: ["VGET", "k", "__rand_int__"], redis: ["GET", "key:__rand_int__"], random: true, withOneWorker: true },
-  { name: "VSET vs SET", mmapd: ["VSET", "k", "__rand_int__", "1.5"], redis: ["SET", "key:__rand_int__", "1.5"], random: true, withOneWorker: false },
-  { name: "VADD vs RPUSH", mmapd: ["VADD", "k2", "2.5"], redis: ["RPUSH", "list", "2.5"], random: false, withOneWorker: false },
-  { name: "VCOUNT vs LLEN", mmapd: ["VCOUNT", "k"], redis: ["LLEN", "list"], random: false, withOneWorker: false },
-  {
-    name: "VMGET vs MGET, 10 random",
-    mmapd: ["VMGET", "k", ...repeated("__rand_int__", 10)],
-    redis: ["MGET", ...repeated("key:__rand_int__", 10)],
-    random: true,
-    withOneWorker: false,
-  },
-  {
-    name: "VMGET vs MGET, 100 fixed",
-    mmapd: ["VMGET", "k", ...firstHundred.map(String)],
-    redis: ["MGET", ...firstHundred.map(redisKey)],
-    random: false,
-    withOneWorker: false,
-  },
-];
 
 function requireTools(): void {
   const missing = ["redis-server", "redis-benchmark"].filter((tool) => !onPath(tool));
@@ -152,19 +165,6 @@ function toolVersion(command: string[], pattern: RegExp): string {
   return pattern.exec(output)?.[1] ?? output.trim();
 }
 
-async function withClient<T>(server: RunningServer, use: (client: RespClient) => Promise<T>): Promise<T> {
-  const client = await RespClient.connect(server.port);
-  try {
-    return await use(client);
-  } finally {
-    client.close();
-  }
-}
-
-function expectEqual(what: string, actual: unknown, expected: unknown): void {
-  if (actual !== expected) throw new Error(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
-}
-
 /** RSS at idle, then after binding an 8 GiB sparse file and reading random values from it; the file is unbound and removed after. */
 async function measureMemory(mmapd: RunningMmapd): Promise<MemoryReport> {
   await Bun.sleep(1_000);
@@ -173,7 +173,7 @@ async function measureMemory(mmapd: RunningMmapd): Promise<MemoryReport> {
   const fd = fs.openSync(file, "w");
   fs.ftruncateSync(fd, SPARSE_FILE_BYTES);
   fs.closeSync(fd);
-  const memory = await withClient(mmapd, async (client) => {
+  const memory = await withClient(mmapd, async (client): Promise<MemoryReport> => {
     const count = SPARSE_FILE_BYTES / Float64Array.BYTES_PER_ELEMENT;
     expectEqual("MMAP of the sparse file", await client.expect("MMAP", "sparse", "sparse.f64", "double"), count);
     const afterSparseBindKiB = residentKiB(mmapd.pid);
@@ -184,164 +184,108 @@ async function measureMemory(mmapd: RunningMmapd): Promise<MemoryReport> {
     const afterSparseReadKiB = residentKiB(mmapd.pid);
     const afterSparseReadFileKiB = residentKiB(mmapd.pid, "RssFile");
     await client.expect("DEL", "sparse");
-    return { idleKiB, sparseFileBytes: SPARSE_FILE_BYTES, afterSparseBindKiB, randomValuesRead: SPARSE_VALUES_READ, afterSparseReadKiB, afterSparseReadFileKiB, afterBenchmarksKiB: null };
+    return {
+      idleKiB,
+      sparseFileBytes: SPARSE_FILE_BYTES,
+      afterSparseBindKiB,
+      randomValuesRead: SPARSE_VALUES_READ,
+      afterSparseReadKiB,
+      afterSparseReadFileKiB,
+      afterBenchmarksKiB: null,
+      bigReplies: null,
+    };
   });
   fs.rmSync(file);
   if (idleKiB !== null && memory.afterSparseReadKiB !== null && memory.afterSparseReadKiB - idleKiB > SPARSE_RSS_GROWTH_LIMIT_KIB) {
-    throw new Error(`mmapd's RSS grew from ${idleKiB} KiB to ${memory.afterSparseReadKiB} KiB for ${SPARSE_VALUES_READ} reads of a sparse file: is it reading the whole file?`);
+    throw new Error(
+      `mmapd's RSS grew from ${idleKiB} KiB to ${memory.afterSparseReadKiB} KiB for ${SPARSE_VALUES_READ} reads of a sparse file: is it reading the whole file?`,
+    );
   }
   return memory;
 }
 
-/** Writes `k.f64` (VALUE_COUNT doubles) and binds it as `k`; with `appendKey`, binds an empty `k2`. */
-async function loadMmapd(mmapd: RunningMmapd, appendKey: boolean): Promise<void> {
-  const values = new Float64Array(VALUE_COUNT).fill(STORED_VALUE);
-  fs.writeFileSync(path.join(mmapd.dir, "k.f64"), new Uint8Array(values.buffer));
-  await withClient(mmapd, async (client) => {
-    expectEqual(`${mmapd.label}: MMAP k`, await client.expect("MMAP", "k", "k.f64"), VALUE_COUNT);
-    if (appendKey) expectEqual(`${mmapd.label}: MMAP k2`, await client.expect("MMAP", "k2", "k2.f64"), 0);
-  });
-}
-
-/** SETs VALUE_COUNT keys `key:%012d` (pipelined) and starts `list` with one element. */
-async function loadRedis(redis: RunningServer): Promise<void> {
-  await withClient(redis, async (client) => {
-    function* sets() {
-      for (let i = 0; i < VALUE_COUNT; i++) yield ["SET", redisKey(i), String(STORED_VALUE)];
-    }
-    const { errors } = await client.pipeline(sets());
-    if (errors.length > 0) throw new Error(`loading Redis: ${errors.length} error replies, the first: ${errors[0]}`);
-    expectEqual("Redis DBSIZE after loading", await client.expect("DBSIZE"), VALUE_COUNT);
-    expectEqual("RPUSH list", await client.expect("RPUSH", "list", "2.5"), 1);
-  });
-}
-
-/** After the runs: every server still answers, and both received the same number of appends. */
-async function verifyServers(mmapd: RunningMmapd, oneWorker: RunningMmapd, redis: RunningServer): Promise<void> {
-  const stored = String(STORED_VALUE);
-  const appended = await withClient(mmapd, async (client) => {
-    expectEqual("mmapd VCOUNT k", await client.expect("VCOUNT", "k"), VALUE_COUNT);
-    expectEqual("mmapd VGET k 0", await client.expect("VGET", "k", "0"), stored);
-    expectEqual(`mmapd VGET k ${VALUE_COUNT - 1}`, await client.expect("VGET", "k", String(VALUE_COUNT - 1)), stored);
-    return client.expect("VCOUNT", "k2");
-  });
-  await withClient(oneWorker, async (client) => expectEqual("mmapd --workers 1 VGET k 0", await client.expect("VGET", "k", "0"), stored));
-  const pushed = await withClient(redis, async (client) => {
-    expectEqual("Redis GET key:000000000000", await client.expect("GET", redisKey(0)), stored);
-    expectEqual(`Redis GET ${redisKey(VALUE_COUNT - 1)}`, await client.expect("GET", redisKey(VALUE_COUNT - 1)), stored);
-    return ((await client.expect("LLEN", "list")) as number) - 1;
-  });
-  expectEqual("values appended by VADD in mmapd (VCOUNT k2) against elements pushed by RPUSH in Redis (LLEN list - 1)", appended, pushed);
-}
-
-interface RunTiming {
-  pipeline: number;
-  requests: number;
-  rps: number;
-  wallSeconds: number;
-}
-
-async function measure(server: RunningServer, shape: LoadShape, testArgs: string[], timings: RunTiming[]): Promise<Measurement> {
-  // redis-benchmark waits forever for a server that is gone: fail at once instead.
-  if (server.proc.exitCode !== null || server.proc.signalCode !== null) {
-    throw new Error(`${server.label} has exited (code ${server.proc.exitCode ?? server.proc.signalCode}); its last output:\n${server.output().slice(-2000)}`);
-  }
-  const started = performance.now();
-  const result = await runRedisBenchmark(server.port, shape, testArgs);
-  timings.push({ pipeline: shape.pipeline, requests: shape.requests, rps: result.rps, wallSeconds: (performance.now() - started) / 1000 });
-  return result;
-}
-
-/** Seconds the same runs would take at the default sizes, from this run's speeds and per-run overhead. */
-function estimateDefaultSeconds(settings: Settings, setupSeconds: number, timings: RunTiming[]): number {
+/**
+ * Seconds the same run would take at the default sizes, from this run's speeds and per-run
+ * overheads. Short runs understate speeds (connecting is a larger part of them), so it errs long.
+ */
+function estimateDefaultSeconds(
+  settings: Settings,
+  phases: { setup: number; bigReplies: number },
+  timings: RunTiming[],
+  transactions: TransactionRow[],
+): number {
   const overhead = timings.reduce((sum, t) => sum + Math.max(0, t.wallSeconds - t.requests / t.rps), 0);
-  const perRound = timings.reduce((sum, t) => sum + DEFAULT_SETTINGS.requestsByPipeline[t.pipeline] / t.rps, overhead);
-  return setupSeconds + (perRound / settings.rounds) * DEFAULT_SETTINGS.rounds;
+  const perRound = timings.reduce(
+    (sum, t) => sum + (DEFAULT_SETTINGS.requestsByPipeline[t.pipeline] / settings.requestsByPipeline[t.pipeline]) * (t.requests / t.rps),
+    overhead,
+  );
+  const transactionRound = transactions.reduce(
+    (sum, row) =>
+      sum + DEFAULT_SETTINGS.transactionsByBatch[row.transactionsPerBatch] * (1 / row.mmapd.median.tps + 1 / row.redis.median.tps),
+    0,
+  );
+  return (
+    phases.setup +
+    (perRound / settings.rounds) * DEFAULT_SETTINGS.rounds +
+    // The warm-up pass is about one round at -P 16 sizes a tenth of the default.
+    perRound / settings.rounds / 5 +
+    transactionRound * DEFAULT_SETTINGS.rounds +
+    (phases.bigReplies / settings.bigReplyRounds) * DEFAULT_SETTINGS.bigReplyRounds
+  );
 }
 
-const integerText = (n: number) => Math.round(n).toLocaleString("en-US");
 const seconds = (since: number) => ((performance.now() - since) / 1000).toFixed(1);
+const shown = (file: string) => (path.relative(process.cwd(), file).startsWith("..") ? file : path.relative(process.cwd(), file));
 
 async function main(settings: Settings): Promise<void> {
   const started = performance.now();
   requireTools();
+  const log = (line: string) => console.log(line);
 
+  const data = new BenchData();
   const mmapd = await startMmapd("mmapd", makeTempDir("mmapd-bench-"));
-  console.log(`mmapd (${mmapd.workers} workers) on port ${mmapd.port}, pid ${mmapd.pid}`);
+  log(`mmapd (${mmapd.workers} workers) on port ${mmapd.port}, pid ${mmapd.pid}`);
   const memory = await measureMemory(mmapd);
-  console.log(`memory measured in ${seconds(started)} s (reading the sparse file's holes costs one page fault per value)`);
+  log(`memory measured after ${seconds(started)} s (reading the sparse file's holes costs one page fault per value)`);
   const oneWorker = await startMmapd("mmapd --workers 1", makeTempDir("mmapd-bench-one-worker-"), ["--workers", "1"]);
-  console.log(`mmapd (--workers 1) on port ${oneWorker.port}, pid ${oneWorker.pid}`);
+  log(`mmapd (--workers 1) on port ${oneWorker.port}, pid ${oneWorker.pid}`);
   const redis = await startRedis("redis-server", makeTempDir("mmapd-bench-redis-"));
-  console.log(`redis-server on port ${redis.port}, pid ${redis.pid}`);
-  await loadMmapd(mmapd, true);
-  await loadMmapd(oneWorker, false);
-  await loadRedis(redis);
+  log(`redis-server on port ${redis.port}, pid ${redis.pid}`);
+  await loadMmapd(mmapd, data, true);
+  await loadMmapd(oneWorker, data, false);
+  const txTests = transactionTests(mmapd.workers);
+  await bindTransactionKeys(mmapd, txTests, data);
+  await loadRedis(redis, data);
+  const { tests, skipped } = await supportedTests(mmapd, pairedTests(data));
+  for (const why of skipped) log(`not run: ${why}`);
   const setupSeconds = (performance.now() - started) / 1000;
-  console.log(`set-up done after ${setupSeconds.toFixed(1)} s: ${integerText(VALUE_COUNT)} values in each server`);
+  log(`set-up done after ${setupSeconds.toFixed(1)} s: the same standard-normal doubles in every server`);
 
   const timings: RunTiming[] = [];
-  if (!settings.quick) {
-    const warmUpTimings: RunTiming[] = [];
-    // mmapd's code is compiled while it runs: one short pass of every test first, on every
-    // server alike, so that the rounds measure the steady state.
-    for (const test of TESTS) {
-      const shape: LoadShape = { clients: settings.clients, requests: WARM_UP_REQUESTS, pipeline: 16, randomRange: test.random ? VALUE_COUNT : null };
-      await measure(mmapd, shape, test.mmapd, warmUpTimings);
-      await measure(redis, shape, test.redis, warmUpTimings);
-      if (test.withOneWorker) await measure(oneWorker, shape, test.mmapd, warmUpTimings);
-    }
-    console.log(`warm-up pass done after ${seconds(started)} s`);
-  }
-  const rounds = new Map<string, { mmapd: Measurement[]; redis: Measurement[]; oneWorker: Measurement[] }>();
-  for (let round = 1; round <= settings.rounds; round++) {
-    for (const pipeline of PIPELINES) {
-      for (const test of TESTS) {
-        const shape: LoadShape = {
-          clients: settings.clients,
-          requests: settings.requestsByPipeline[pipeline],
-          pipeline,
-          randomRange: test.random ? VALUE_COUNT : null,
-        };
-        const key = `${test.name} -P ${pipeline}`;
-        const seen = rounds.get(key) ?? { mmapd: [], redis: [], oneWorker: [] };
-        rounds.set(key, seen);
-        const mmapdResult = await measure(mmapd, shape, test.mmapd, timings);
-        const redisResult = await measure(redis, shape, test.redis, timings);
-        seen.mmapd.push(mmapdResult);
-        seen.redis.push(redisResult);
-        let line = `round ${round}/${settings.rounds}  -P ${String(pipeline).padEnd(2)}  ${test.name.padEnd(26)}  mmapd ${integerText(mmapdResult.rps).padStart(9)}  Redis ${integerText(redisResult.rps).padStart(9)}`;
-        if (test.withOneWorker) {
-          const oneWorkerResult = await measure(oneWorker, shape, test.mmapd, timings);
-          seen.oneWorker.push(oneWorkerResult);
-          line += `  workers=1 ${integerText(oneWorkerResult.rps).padStart(9)}`;
-        }
-        console.log(line);
-      }
-    }
-  }
-
-  await verifyServers(mmapd, oneWorker, redis);
+  const rows = await runThroughput(
+    { mmapd, redis, oneWorker },
+    tests,
+    { requestsByPipeline: settings.requestsByPipeline, rounds: settings.rounds, clients: settings.clients, warmUp: !settings.quick },
+    timings,
+    log,
+  );
+  await verifyServers(mmapd, oneWorker, redis, data);
   memory.afterBenchmarksKiB = residentKiB(mmapd.pid);
+  log(`redis-benchmark rows done after ${seconds(started)} s`);
 
-  const variant = (args: string[], measured: Measurement[]): VariantResult => ({ command: args.join(" "), rounds: measured, median: medianOf(measured) });
-  const rows: ResultRow[] = [];
-  for (const pipeline of PIPELINES) {
-    for (const test of TESTS) {
-      const seen = rounds.get(`${test.name} -P ${pipeline}`)!;
-      const mmapdVariant = variant(test.mmapd, seen.mmapd);
-      const redisVariant = variant(test.redis, seen.redis);
-      rows.push({
-        test: test.name,
-        pipeline,
-        requests: settings.requestsByPipeline[pipeline],
-        mmapd: mmapdVariant,
-        redis: redisVariant,
-        mmapdOneWorker: test.withOneWorker ? variant(test.mmapd, seen.oneWorker) : null,
-        ratio: mmapdVariant.median.rps / redisVariant.median.rps,
-      });
-    }
-  }
+  const transactions = await runTransactions(
+    { mmapd, redis },
+    txTests,
+    data,
+    { transactionsByBatch: settings.transactionsByBatch, rounds: settings.rounds, connections: settings.clients },
+    log,
+  );
+  log(`transactions done after ${seconds(started)} s`);
+
+  const bigStarted = performance.now();
+  const big = await runBigReplies({ mmapd, redis }, settings.bigReplyRounds, log);
+  const bigReplySeconds = (performance.now() - bigStarted) / 1000;
+  memory.bigReplies = big.memory;
 
   const durationSeconds = (performance.now() - started) / 1000;
   const cpus = os.cpus();
@@ -356,6 +300,7 @@ async function main(settings: Settings): Promise<void> {
       redisServer: toolVersion(["redis-server", "--version"], /v=(\S+)/),
       redisBenchmark: toolVersion(["redis-benchmark", "--version"], /redis-benchmark (\S+)/),
       mmapdWorkers: mmapd.workers,
+      clockTicksPerSecond: CLOCK_TICKS_PER_SECOND,
       mmapdCommit: toolVersion(["git", "-C", path.join(import.meta.dir, ".."), "describe", "--always", "--dirty"], /(\S+)/),
     },
     settings: {
@@ -364,27 +309,65 @@ async function main(settings: Settings): Promise<void> {
       clients: settings.clients,
       requestsAtP1: settings.requestsByPipeline[1],
       requestsAtP16: settings.requestsByPipeline[16],
-      randomRange: VALUE_COUNT,
+      transactionsOneByOne: settings.transactionsByBatch[1],
+      transactionsInBatchesOf16: settings.transactionsByBatch[16],
+      bigReplyRounds: settings.bigReplyRounds,
+      randomRange: 1_000_000,
       order: "per round, per pipeline depth, per test: mmapd, then Redis, then mmapd --workers 1",
     },
     memory,
     rows,
+    transactions,
+    bigReplies: big.rows,
+    skipped,
     durationSeconds: Number(durationSeconds.toFixed(1)),
   };
 
-  console.log("");
-  console.log(formatTable(results));
-  const jsonFile = path.join(settings.outDir, "latest.json");
-  const svgFile = path.join(settings.outDir, "ratios.svg");
-  writeJson(jsonFile, results);
-  writeSvg(svgFile, results);
-  const shown = (file: string) => (path.relative(process.cwd(), file).startsWith("..") ? file : path.relative(process.cwd(), file));
-  console.log(`\nwrote ${shown(jsonFile)} and ${shown(svgFile)}; took ${durationSeconds.toFixed(1)} s`);
-  const sizedOtherwise =
-    settings.rounds !== DEFAULT_SETTINGS.rounds || PIPELINES.some((p) => settings.requestsByPipeline[p] !== DEFAULT_SETTINGS.requestsByPipeline[p]);
-  if (sizedOtherwise) {
-    console.log(`at the default sizes this would take about ${(estimateDefaultSeconds(settings, setupSeconds, timings) / 60).toFixed(1)} min`);
+  log("");
+  log(formatTable(results));
+  log("");
+  if (settings.outDir === null) log(`took ${durationSeconds.toFixed(1)} s; a --quick run writes no files (give --out DIR to keep them)`);
+  else {
+    const files = ["latest.json", "latest.md", "ratios.svg"].map((name) => path.join(settings.outDir!, name));
+    writeJson(files[0], results);
+    writeMarkdown(files[1], results);
+    writeSvg(files[2], results);
+    log(`wrote ${files.map(shown).join(", ")}; took ${durationSeconds.toFixed(1)} s`);
   }
+  if (settings.readme) {
+    updateReadme(README, results);
+    log(`wrote the tables into ${shown(README)}`);
+  }
+  const sizedOtherwise =
+    settings.rounds !== DEFAULT_SETTINGS.rounds ||
+    PIPELINES.some((p) => settings.requestsByPipeline[p] !== DEFAULT_SETTINGS.requestsByPipeline[p]) ||
+    TRANSACTION_BATCHES.some((b) => settings.transactionsByBatch[b] !== DEFAULT_SETTINGS.transactionsByBatch[b]);
+  if (sizedOtherwise) {
+    const estimate = estimateDefaultSeconds(settings, { setup: setupSeconds, bigReplies: bigReplySeconds }, timings, transactions);
+    log(`at the default sizes this would take about ${(estimate / 60).toFixed(1)} min`);
+  }
+}
+
+async function soak(settings: Settings): Promise<void> {
+  const log = (line: string) => console.log(line);
+  const results = await runSoak({ seconds: settings.soakSeconds, clients: settings.clients }, log);
+  log("");
+  log(
+    `${results.samples.length} samples; RSS slope over the second half ${Number.isFinite(results.rssSlopeMiBPerMinute) ? `${results.rssSlopeMiBPerMinute.toFixed(2)} MiB/min` : "n/a (too few samples)"}; ` +
+      `${results.errorReplies} error replies; ${results.countMismatches.length} count mismatches; ${results.shardRestarts} shard restarts`,
+  );
+  log("operation   requests   p50 ms   p99 ms   max ms");
+  for (const [op, o] of Object.entries(results.operations)) {
+    log(
+      `${op.padEnd(9)} ${o.requests.toLocaleString("en-US").padStart(10)} ${o.p50Ms.toFixed(3).padStart(8)} ${o.p99Ms.toFixed(3).padStart(8)} ${o.maxBucketMs.toFixed(1).padStart(8)}`,
+    );
+  }
+  for (const error of results.firstErrors) log(`error reply: ${error}`);
+  for (const mismatch of results.countMismatches) log(`mismatch: ${mismatch}`);
+  const file = path.join(settings.outDir ?? RESULTS_DIR, "soak.json");
+  writeJson(file, results);
+  log(`wrote ${shown(file)}`);
+  if (!results.passed) throw new Error("the soak saw error replies, count mismatches or worker restarts (above)");
 }
 
 const settings = parseSettings(process.argv.slice(2));
@@ -401,7 +384,7 @@ for (const [signal, exitCode] of [
 }
 let exitCode = 0;
 try {
-  await main(settings);
+  await (settings.soak ? soak(settings) : main(settings));
 } catch (e) {
   // After SIGINT / SIGTERM the servers going away is expected; the signal handler sets the exit code.
   if (!interrupted) process.stderr.write(`\nbench FAILED: ${(e as Error).message}\n`);

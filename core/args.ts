@@ -12,6 +12,8 @@ export interface ArgList {
   argEnd: Int32Array;
 }
 
+const encoder = new TextEncoder();
+
 /** A reusable ArgList whose offset arrays grow as needed. */
 export class Args implements ArgList {
   buf: Uint8Array = new Uint8Array(0);
@@ -34,7 +36,7 @@ export class Args implements ArgList {
 
   /** Sets the arguments to these strings (for tests and internal commands; cold path). */
   static of(...words: (string | Uint8Array)[]): Args {
-    const parts = words.map((w) => (typeof w === "string" ? new TextEncoder().encode(w) : w));
+    const parts = words.map((w) => (typeof w === "string" ? encoder.encode(w) : w));
     const total = parts.reduce((n, p) => n + p.length, 0);
     const a = new Args();
     a.reserve(parts.length);
@@ -118,4 +120,23 @@ export function argEquals(a: ArgList, i: number, bytes: Uint8Array): boolean {
 /** Argument i as a key: a latin1 string, so that any bytes round-trip (as shards and the registry keep keys). */
 export function keyString(a: ArgList, i: number): string {
   return Buffer.from(a.buf.buffer, a.buf.byteOffset + a.argStart[i], a.argEnd[i] - a.argStart[i]).toString("latin1");
+}
+
+/** A copy of `a` that owns its bytes: for a command kept after the buffer it was read from is reused. */
+export function copyArgs(a: ArgList): Args {
+  const out = new Args();
+  out.reserve(a.argc);
+  let from = a.buf.length;
+  let to = 0;
+  for (let i = 0; i < a.argc; i++) {
+    from = Math.min(from, a.argStart[i]);
+    to = Math.max(to, a.argEnd[i]);
+  }
+  out.buf = a.argc === 0 ? new Uint8Array(0) : a.buf.slice(from, to);
+  for (let i = 0; i < a.argc; i++) {
+    out.argStart[i] = a.argStart[i] - from;
+    out.argEnd[i] = a.argEnd[i] - from;
+  }
+  out.argc = a.argc;
+  return out;
 }

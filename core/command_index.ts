@@ -4,15 +4,16 @@
  */
 import type { ArgList } from "./args.ts";
 import { argIs } from "./args.ts";
+import { FNV_OFFSET, fnvMix } from "./fnv.ts";
 
 const SLOTS = 1024; // a power of two, well above the number of commands
 
 function foldedHash(buf: Uint8Array, start: number, end: number): number {
-  let h = 2166136261;
+  let h = FNV_OFFSET;
   for (let p = start; p < end; p++) {
     let c = buf[p];
     if (c >= 65 && c <= 90) c |= 32;
-    h = Math.imul(h ^ c, 16777619);
+    h = fnvMix(h, c);
   }
   return h >>> 0;
 }

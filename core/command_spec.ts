@@ -7,6 +7,7 @@
  * Flags use Redis 7's names, so COMMAND INFO shows what clients already understand.
  */
 import type { ArgList } from "./args.ts";
+import { argShard } from "./slots.ts";
 
 export type CommandFlag =
   | "write" // changes bindings or values: WATCH sees it, writes sync the registry
@@ -58,6 +59,8 @@ export interface CommandSpec {
   /** The arguments after the name, in the syntax described at `parseSyntax`. */
   syntax: string;
   subcommands?: readonly SubcommandSpec[];
+  /** Inside MULTI, commands are queued; "runs-now" ones run at once (EXEC, DISCARD, WATCH, QUIT, RESET ...), as in Redis. */
+  inMulti?: "runs-now";
 }
 
 /** Every command clients may send, and a lookup by lowercase name (for COMMAND and GETKEYS). */
@@ -80,6 +83,14 @@ export function keyPositions(spec: CommandSpec, a: ArgList): number[] {
   const out: number[] = [];
   for (let i = keys.first; i <= last && i < a.argc; i += keys.step) out.push(i);
   return out;
+}
+
+/** The shard of `shards` that runs a one-key command: its key's (argument 1 unless its key spec finds another), else shard 0. */
+export function commandShard(spec: CommandSpec, a: ArgList, shards: number): number {
+  const find = spec.keys?.find;
+  if (find === undefined) return argShard(a, 1, shards);
+  const at = find(a)[0];
+  return at === undefined ? 0 : argShard(a, at, shards);
 }
 
 /** One argument in COMMAND DOCS's shape. */

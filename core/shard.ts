@@ -7,6 +7,8 @@
  */
 import type { ArgList } from "./args.ts";
 import type { CommandSpec } from "./command_spec.ts";
+import { keyPositions } from "./command_spec.ts";
+import { Watches } from "./watches.ts";
 import { argEquals, keyString } from "./args.ts";
 import { Errors, CommandError } from "./errors.ts";
 import type { MappedFile } from "./mapped_file.ts";
@@ -34,6 +36,33 @@ export class Binding {
   }
 }
 
+/**
+ * A key whose binding could not be restored (its file went missing or changed while the server
+ * was down). It stays a key, as it stays in the registry: EXISTS, TYPE, KEYS, SCAN and DBSIZE count
+ * it, DEL forgets it, and every other command on it answers `error`, until MMAP binds it again.
+ */
+export class FailedBinding {
+  /** The reply to commands on the key. */
+  readonly error: string;
+
+  constructor(
+    readonly key: string,
+    /** The path as the client gave it to MMAP. */
+    readonly displayPath: string,
+    readonly typeName: string,
+    /** Bytes per value. */
+    readonly width: number,
+    readonly writable: boolean,
+    /** Why the binding failed (an error text without its code). */
+    readonly reason: string,
+  ) {
+    this.error = Errors.bindingFailed(Buffer.from(key, "latin1").toString("utf8"), reason);
+  }
+}
+
+/** A key of a shard: bound to its file, or a binding that failed at start. */
+export type KeyEntry = Binding | FailedBinding;
+
 /** What a shard tells its owner when the keyspace changes, so the bindings registry can follow. */
 export type CatalogEvent =
   | { op: "bind"; key: string; path: string; type: string; size: number; writable: boolean }
@@ -47,6 +76,8 @@ export interface ShardOptions {
   index: number;
   count: number;
   onCatalogChange?: (event: CatalogEvent) => void;
+  /** Barrier words shared by the shard workers, for transactions that span shards (see core/commands/transaction.ts). */
+  barriers?: Int32Array;
 }
 
 /** How the server routes a command that a shard runs. */
@@ -67,8 +98,10 @@ export interface ShardCommand extends CommandSpec {
 }
 
 export class Shard {
-  /** Bindings by key. Keys are kept as latin1 strings so any bytes round-trip. */
-  readonly bindings = new Map<string, Binding>();
+  /** Who watches which keys of this shard (WATCH). */
+  readonly watches = new Watches();
+  /** Every key (bindings, and bindings that failed at start), by key. Keys are kept as latin1 strings so any bytes round-trip. */
+  readonly bindings = new Map<string, KeyEntry>();
   /** Writable bindings by absolute file path: one writer per file, checked without a scan. */
   readonly writers = new Map<string, Binding>();
   /** Scratch space where write commands encode values before touching the file. */
@@ -77,7 +110,7 @@ export class Shard {
   /** Writable bindings written since the last flush (the fsync policy decides when to flush). */
   readonly dirty = new Set<Binding>();
   private lastKeyBytes = new Uint8Array(0);
-  private lastBinding: Binding | undefined;
+  private lastBinding: KeyEntry | undefined;
   // The SIGBUS guard's process-wide fault count when this shard last looked (see absorbFaults).
   private faultsSeen = sigbusFaultCount();
 
@@ -89,10 +122,10 @@ export class Shard {
   }
 
   /**
-   * The binding of the key in argument i, or undefined. The last key looked up is remembered as
+   * The entry of the key in argument i, or undefined. The last key looked up is remembered as
    * bytes, so a run of commands on one key (the usual load) makes no string per command.
    */
-  find(a: ArgList, i: number): Binding | undefined {
+  find(a: ArgList, i: number): KeyEntry | undefined {
     if (this.lastBinding !== undefined && argEquals(a, i, this.lastKeyBytes)) return this.lastBinding;
     const binding = this.bindings.get(this.keyOf(a, i));
     if (binding !== undefined) {
@@ -102,10 +135,11 @@ export class Shard {
     return binding;
   }
 
-  /** The binding of argument i, or the "You must do MMAP first" error (or the file changed size outside). */
+  /** The binding of argument i, or the "You must do MMAP first" error (or the binding failed at start, or the file changed size outside). */
   get(a: ArgList, i: number): Binding {
     const b = this.find(a, i);
     if (b === undefined) throw new CommandError(Errors.notMapped);
+    if (b instanceof FailedBinding) throw new CommandError(b.error);
     if (b.file.sizeChanged) throw changedSizeError(b.displayPath);
     return b;
   }
@@ -119,6 +153,7 @@ export class Shard {
 
   /** Adds a binding and tells the owner. */
   bind(binding: Binding): void {
+    if (this.lastBinding?.key === binding.key) this.forgetLastKey(); // it may be the failed binding this one replaces
     this.bindings.set(binding.key, binding);
     if (binding.writable) this.writers.set(binding.absPath, binding);
     this.options.onCatalogChange?.({
@@ -131,20 +166,31 @@ export class Shard {
     });
   }
 
-  /** Removes a binding, unmaps its file (the file itself is kept) and tells the owner. */
+  /** Keeps a binding that could not be restored as a key (no event: the registry holds it already). */
+  keepFailed(failed: FailedBinding): void {
+    if (this.lastBinding?.key === failed.key) this.forgetLastKey();
+    this.bindings.set(failed.key, failed);
+  }
+
+  /** Removes a key, unmaps its file (the file itself is kept) and tells the owner. */
   unbind(key: string): boolean {
     const binding = this.bindings.get(key);
     if (binding === undefined) return false;
     this.bindings.delete(key);
-    if (this.writers.get(binding.absPath) === binding) this.writers.delete(binding.absPath);
-    if (this.dirty.delete(binding)) binding.file.sync();
-    if (this.lastBinding === binding) {
-      this.lastBinding = undefined;
-      this.lastKeyBytes = new Uint8Array(0);
+    if (this.lastBinding === binding) this.forgetLastKey();
+    if (binding instanceof Binding) {
+      if (this.writers.get(binding.absPath) === binding) this.writers.delete(binding.absPath);
+      if (this.dirty.delete(binding)) binding.file.sync();
+      binding.file.close();
     }
-    binding.file.close();
+    this.watches.touch(key);
     this.options.onCatalogChange?.({ op: "unbind", key });
     return true;
+  }
+
+  private forgetLastKey(): void {
+    this.lastBinding = undefined;
+    this.lastKeyBytes = new Uint8Array(0);
   }
 
   /** Files grown ahead for the appends of the current batch, and by how much each will grow. */
@@ -153,7 +199,7 @@ export class Shard {
   /** Notes that a waiting command will append `bytes` to the file of argument i's key (see growAhead). */
   noteAppend(a: ArgList, i: number, values: number): void {
     const b = this.find(a, i);
-    if (b === undefined || !b.writable || values <= 0) return;
+    if (!(b instanceof Binding) || !b.writable || values <= 0) return;
     this.appendsAhead.set(b, (this.appendsAhead.get(b) ?? 0) + values * b.width);
   }
 
@@ -214,13 +260,13 @@ export class Shard {
    * this a binding would serve zeros or a stale count until its next resize or MMAP.
    */
   checkFileSizes(): void {
-    for (const b of this.bindings.values()) if (!b.file.sizeChanged) b.file.changedOutside();
+    for (const b of this.bindings.values()) if (b instanceof Binding && !b.file.sizeChanged) b.file.changedOutside();
   }
 
   /** Unmaps every file (shutdown). */
   closeAll(): void {
     this.flushDirty();
-    for (const b of this.bindings.values()) b.file.close();
+    for (const b of this.bindings.values()) if (b instanceof Binding) b.file.close();
     this.bindings.clear();
     this.writers.clear();
     this.lastBinding = undefined;
@@ -235,6 +281,11 @@ export class Shard {
     const mark = w.length;
     try {
       command.run(this, a, w);
+      // A write to a key's values that succeeded changes the key for WATCH (unbinding, what the
+      // multi-key and every-shard writes do, tells WATCH itself, and only for keys that existed).
+      if (this.watches.active && command.route === "key" && w.buf[mark] !== 45 /* - */ && command.flags.includes("write")) {
+        for (const i of keyPositions(command, a)) this.watches.touch(this.keyOf(a, i));
+      }
     } catch (e) {
       w.length = mark;
       if (e instanceof CommandError) w.error(e.reply);
@@ -251,7 +302,7 @@ export class Shard {
   private absorbFaults(w: ReplyWriter, mark: number): void {
     this.faultsSeen = sigbusFaultCount();
     for (const b of this.bindings.values()) {
-      if (b.file.sizeChanged || !b.file.checkFaults()) continue;
+      if (!(b instanceof Binding) || b.file.sizeChanged || !b.file.checkFaults()) continue;
       w.length = mark;
       w.error(changedSizeError(b.displayPath).reply);
     }

@@ -7,7 +7,9 @@
  * by char, so a reply allocates nothing unless the buffer has to grow.
  */
 
-import { decimalLength, formatDouble, formatFloat32, writeDecimal } from "./number_format.ts";
+import { decimalLength, formatDouble, formatFloat32, writeDecimal, writeDigitsBackward } from "./number_format.ts";
+import { copyBytes } from "./bytes.ts";
+import { SHORTEST_ROOM, writeShortestDouble, writeShortestFloat32 } from "./shortest_double.ts";
 
 const CR = 13;
 const LF = 10;
@@ -18,6 +20,8 @@ const HEADER_ROOM = 24;
 /** Every integer up to 2^24 is a float32 and prints as itself. */
 const FLOAT32_EXACT_INTEGER_LIMIT = 16777216;
 const POWERS_OF_TEN = [1, 10, 100, 1000, 10000, 100000, 1000000];
+const INT64_MAX = 2n ** 63n - 1n;
+const INT64_MIN = -(2n ** 63n);
 
 export class ReplyWriter {
   /** Protocol version of the connection; set by HELLO. */
@@ -66,8 +70,16 @@ export class ReplyWriter {
     this.header(58 /* : */, n);
   }
 
-  /** `:n\r\n` for integers beyond 2^53. */
+  /**
+   * `:n\r\n` for integers beyond 2^53 within 64-bit signed range. Beyond it (uint64 values above
+   * 2^63-1, 64-bit sums) the exact decimal as a bulk string, in both protocols: clients parse `:`
+   * into a signed 64-bit integer, and redis-cli 7.0 cannot print RESP3's big number.
+   */
   bigint(n: bigint): void {
+    if (n > INT64_MAX || n < INT64_MIN) {
+      this.bulk(n.toString());
+      return;
+    }
     const text = n.toString();
     this.ensure(text.length + 3);
     const buf = this.buf;
@@ -141,10 +153,80 @@ export class ReplyWriter {
     this.header(this.proto === 3 ? 126 /* ~ */ : 42 /* * */, n);
   }
 
+  // A DataView over `buf` for the number writers' four-byte stores, remade when `buf` is replaced.
+  private numberView: DataView = new DataView(new ArrayBuffer(0));
+  private numberViewOf: Uint8Array | null = null;
+
   /** RESP3 `,<formatDouble(x)>\r\n`; RESP2 the same text as a bulk string. */
   double(x: number): void {
     if (Number.isSafeInteger(x) && !(x === 0 && 1 / x < 0)) this.integralNumber(x);
-    else if (!this.shortDecimal(x)) this.doubleText(formatDouble(x));
+    else if (!(mayBeShortDecimal(x) && this.shortDecimal(x)) && !this.shortestDouble(x)) this.doubleText(formatDouble(x));
+  }
+
+  /**
+   * Writes x's shortest text without making a string; returns false when the writer leaves x to
+   * formatDouble (zero, infinities, NaN, rare ties).
+   */
+  private shortestDouble(x: number): boolean {
+    const start = this.numberStart();
+    const end = writeShortestDouble(this.buf, this.numberView, start, x);
+    if (end < 0) return false;
+    this.frameNumber(start, end);
+    return true;
+  }
+
+  /**
+   * As shortestDouble, for x as a float32 (formatFloat32's text). A method of its own: one call
+   * site shared by both types made each 15% slower once a shard had served both.
+   */
+  private shortestFloat32(x: number): boolean {
+    const start = this.numberStart();
+    const end = writeShortestFloat32(this.buf, this.numberView, start, x);
+    if (end < 0) return false;
+    this.frameNumber(start, end);
+    return true;
+  }
+
+  /** Makes room for a number text and its framing; returns where the text goes. */
+  private numberStart(): number {
+    this.ensure(SHORTEST_ROOM + 8);
+    const buf = this.buf;
+    if (this.numberViewOf !== buf) {
+      this.numberViewOf = buf;
+      this.numberView = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    }
+    // After the longest header (`$nn\r\n`, or RESP3's `,`), which frameNumber writes afterwards.
+    return this.proto === 3 ? this.length + 1 : this.length + 5;
+  }
+
+  /** Frames the number text buf[start, end) that numberStart placed: RESP3 `,text\r\n`, RESP2 bulk. */
+  private frameNumber(start: number, end: number): void {
+    const buf = this.buf;
+    const p = this.length;
+    if (this.proto === 3) {
+      buf[p] = 44; // ,
+    } else {
+      const n = end - start;
+      buf[p] = 36; // $
+      if (n >= 10) {
+        // At most 24 bytes; n·205 >> 11 is n / 10 for n below 1029, without a branch.
+        const tens = (n * 205) >> 11;
+        buf[p + 1] = 48 + tens;
+        buf[p + 2] = 48 + n - 10 * tens;
+        buf[p + 3] = CR;
+        buf[p + 4] = LF;
+      } else {
+        // A one-digit length: the text moves one byte closer.
+        buf[p + 1] = 48 + n;
+        buf[p + 2] = CR;
+        buf[p + 3] = LF;
+        for (let i = start; i < end; i++) buf[i - 1] = buf[i]!;
+        end--;
+      }
+    }
+    buf[end] = CR;
+    buf[end + 1] = LF;
+    this.length = end + 2;
   }
 
   /**
@@ -162,7 +244,7 @@ export class ReplyWriter {
       if (m / scale !== magnitude) continue;
       // Below 1e9 and 1e6: both parts fit int32, so the digit loops below stay in integer arithmetic.
       const whole = Math.floor(magnitude) | 0;
-      let fraction = (m - whole * scale) | 0;
+      const fraction = (m - whole * scale) | 0;
       const wholeDigits = decimalLength(whole);
       const length = (x < 0 ? 1 : 0) + wholeDigits + 1 + k;
       this.ensure(length + HEADER_ROOM);
@@ -181,19 +263,11 @@ export class ReplyWriter {
       }
       if (x < 0) buf[p++] = 45; // -
       // The whole part's digits, then '.', then the fraction's k digits, leading zeros included.
-      for (let rest = whole, q = p + wholeDigits - 1; q >= p; q--) {
-        const next = (rest / 10) | 0;
-        buf[q] = 48 + rest - next * 10;
-        rest = next;
-      }
       p += wholeDigits;
+      writeDigitsBackward(buf, p, whole, wholeDigits);
       buf[p++] = 46; // .
-      for (let q = p + k - 1; q >= p; q--) {
-        const next = (fraction / 10) | 0;
-        buf[q] = 48 + fraction - next * 10;
-        fraction = next;
-      }
       p += k;
+      writeDigitsBackward(buf, p, fraction, k);
       buf[p++] = CR;
       buf[p++] = LF;
       this.length = p;
@@ -212,7 +286,7 @@ export class ReplyWriter {
       !(x === 0 && 1 / x < 0)
     ) {
       this.integralNumber(x);
-    } else {
+    } else if (!this.shortestFloat32(x)) {
       this.doubleText(formatFloat32(x));
     }
   }
@@ -220,12 +294,6 @@ export class ReplyWriter {
   /** RESP3 `,text\r\n`; RESP2 bulk `text` (text already formatted). */
   doubleText(text: string): void {
     if (this.proto === 3) this.line(44 /* , */, text);
-    else this.bulk(text);
-  }
-
-  /** RESP3 `(text\r\n`; RESP2 bulk `text`. */
-  bigNumber(text: string): void {
-    if (this.proto === 3) this.line(40 /* ( */, text);
     else this.bulk(text);
   }
 
@@ -333,6 +401,18 @@ export class ReplyWriter {
   }
 }
 
+/**
+ * False when x cannot be a short decimal (ReplyWriter.shortDecimal): such a decimal times 10^6 is
+ * within two roundings (2^-52 relative) of an integer, and other doubles almost never are, so
+ * they skip trying each k. Kept small to be inlined.
+ */
+function mayBeShortDecimal(x: number): boolean {
+  const millionths = (x < 0 ? -x : x) * 1e6;
+  const fraction = millionths - Math.floor(millionths);
+  const slack = millionths * 2 ** -50;
+  return fraction <= slack || fraction >= 1 - slack;
+}
+
 /** UTF-8 byte length of `s` as TextEncoder would produce it (lone surrogates become U+FFFD). */
 function utf8Length(s: string): number {
   let bytes = 0;
@@ -384,13 +464,3 @@ function writeAscii(buf: Uint8Array, pos: number, s: string): number {
   return pos;
 }
 
-/** Copies src[from, to) to dst at dstPos; returns the end position in dst. */
-function copyBytes(dst: Uint8Array, dstPos: number, src: Uint8Array, from: number, to: number): number {
-  // A byte loop beats creating a subarray view for the short values that dominate replies.
-  if (to - from <= 64) {
-    for (let i = from; i < to; i++) dst[dstPos++] = src[i]!;
-    return dstPos;
-  }
-  dst.set(src.subarray(from, to), dstPos);
-  return dstPos + (to - from);
-}

@@ -8,6 +8,7 @@
  * internal buffer, and the parse resumes where it stopped (inside a header line, between
  * arguments, or inside a bulk) instead of rescanning the frame. Nothing is allocated per command.
  */
+import { copyBytes } from "./bytes.ts";
 
 export interface ParserLimits {
   /** Largest bulk string accepted (Redis proto-max-bulk-len). */
@@ -54,7 +55,6 @@ const MAX_IDLE_ASSEMBLY_CAPACITY = 1024 * 1024;
 const BULK_RESERVE_SLACK = 4 * 1024;
 
 const EMPTY = new Uint8Array(0);
-const utf8Decoder = new TextDecoder();
 
 export class RequestParser {
   /** The buffer the current command's arguments live in; valid until the next feed()/next(). */
@@ -166,57 +166,6 @@ export class RequestParser {
     if (!this.assembling) return this.chunk.length - this.cursor;
     const start = this.state === COMMAND_START ? this.cursor : this.commandStart;
     return this.assemblyLength - start + (this.chunk.length - this.chunkPos);
-  }
-
-  /** The byte length of argument i. */
-  argLength(i: number): number {
-    return this.argEnd[i]! - this.argStart[i]!;
-  }
-
-  /** ASCII case-insensitive compare of argument i with a lowercase ASCII word. */
-  argIs(i: number, lowerWord: string): boolean {
-    const start = this.argStart[i]!;
-    const length = this.argEnd[i]! - start;
-    if (length !== lowerWord.length) return false;
-    const buf = this.buf;
-    for (let k = 0; k < length; k++) {
-      let c = buf[start + k]!;
-      if (c >= 65 && c <= 90) c |= 32;
-      if (c !== lowerWord.charCodeAt(k)) return false;
-    }
-    return true;
-  }
-
-  /** Decimal integer parse of argument i (optional leading '-', digits, leading zeros allowed), or NaN if not an integer that fits a double exactly (|n| <= 2^53-1). */
-  argInt(i: number): number {
-    const buf = this.buf;
-    let p = this.argStart[i]!;
-    const end = this.argEnd[i]!;
-    let negative = false;
-    if (p < end && buf[p] === 45) {
-      negative = true;
-      p++;
-    }
-    if (p >= end) return NaN;
-    let value = 0;
-    for (; p < end; p++) {
-      const digit = buf[p]! - 48;
-      if (digit < 0 || digit > 9) return NaN;
-      value = value * 10 + digit;
-      // Checked at every step so the sum stays exact until it is refused.
-      if (value > Number.MAX_SAFE_INTEGER) return NaN;
-    }
-    return negative ? 0 - value : value;
-  }
-
-  /** Argument i decoded as UTF-8 (allocates; for cold paths). */
-  argString(i: number): string {
-    return utf8Decoder.decode(this.buf.subarray(this.argStart[i]!, this.argEnd[i]!));
-  }
-
-  /** A copy of argument i's bytes (allocates; for cold paths). */
-  argBytes(i: number): Uint8Array {
-    return this.buf.slice(this.argStart[i]!, this.argEnd[i]!);
   }
 
   /**
@@ -584,11 +533,3 @@ function unescapeByte(c: number): number {
   }
 }
 
-function copyBytes(dst: Uint8Array, dstPos: number, src: Uint8Array, from: number, to: number): void {
-  // A byte loop beats creating a subarray view for the short copies that dominate here.
-  if (to - from <= 64) {
-    for (let i = from; i < to; i++) dst[dstPos++] = src[i]!;
-  } else {
-    dst.set(src.subarray(from, to), dstPos);
-  }
-}

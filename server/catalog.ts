@@ -5,8 +5,9 @@
  */
 import path from "node:path";
 import type { ArgList } from "../core/args.ts";
-import { Args, argIs, argString, keyString } from "../core/args.ts";
+import { Args, argString, keyString } from "../core/args.ts";
 import { SHARD_COMMAND_INDEX, shardCommandId } from "../core/commands.ts";
+import { parseMmapArgs } from "../core/commands/mmap.ts";
 import { CommandError } from "../core/errors.ts";
 import { refuseSpecialFile, replySafe, resolveDataPath } from "../core/paths.ts";
 import { REGISTRY_FILE, Registry } from "../core/registry.ts";
@@ -84,31 +85,57 @@ export class BindingCatalog {
   }
 
   /**
-   * The checks of MMAP that span shards: the path must be inside the data directory and not a
-   * directory, device, FIFO or socket (logged when refused), and a file bound writable under one
-   * key cannot be bound under another. Returns the error text, or null when the MMAP may go to
-   * its shard; a writable MMAP then claims its file as the reply `seq` of `conn`.
+   * The checks of MMAP that span shards (see `mmapRefusal`). Returns the error text, or null
+   * when the MMAP may go to its shard, which then answers it as reply `seq`. Every refused MMAP
+   * is logged the same way, whether refused here or by its shard (see `mmapAnswered`).
    */
   checkMmap(conn: Connection, a: ArgList, seq: number): string | null {
+    const refusal = this.mmapRefusal(conn, a, seq);
+    if (refusal !== null) logRefusedMmap(conn, argString(a, 2), refusal);
+    else (conn.mmapsInFlight ??= new Map()).set(seq, argString(a, 2));
+    return refusal;
+  }
+
+  /** A shard answered the MMAP that is reply `seq` of `conn` (the reply is bytes [start, end) of `buf`). */
+  mmapAnswered(conn: Connection, seq: number, buf: Uint8Array, start: number, end: number): void {
+    const given = conn.mmapsInFlight!.get(seq);
+    if (given === undefined) return;
+    conn.mmapsInFlight!.delete(seq);
+    if (conn.mmapsInFlight!.size === 0) conn.mmapsInFlight = null;
+    if (conn.writerClaims !== null) this.releaseWriterClaims(conn, seq);
+    if (buf[start] === 45) logRefusedMmap(conn, given, Buffer.from(buf.subarray(start + 1, end - 2)).toString("utf8"));
+  }
+
+  /**
+   * Why MMAP must be refused before it reaches its shard, or null: the path must be inside the
+   * data directory and not a directory, device, FIFO or socket, and a file bound writable under
+   * one key cannot be bound under another. A writable MMAP that passes claims its file as the
+   * reply `seq` of `conn`.
+   */
+  private mmapRefusal(conn: Connection, a: ArgList, seq: number): string | null {
     const given = argString(a, 2);
+    const key = keyString(a, 1);
+    let writable: boolean;
+    try {
+      // The arguments first: a bad type or size is the error, whatever the file's state.
+      writable = parseMmapArgs(a, key).writable;
+    } catch (e) {
+      if (e instanceof CommandError) return e.reply;
+      throw e;
+    }
     let abs: string;
     try {
       abs = resolveDataPath(this.dataDir, given, this.config.allowAnyPath);
       refuseSpecialFile(abs, given);
     } catch (e) {
       if (!(e instanceof CommandError)) throw e;
-      // replySafe: a CR or LF in the path must not forge log lines.
-      log("warning", `Refused MMAP of '${replySafe(given)}' from client ${conn.address}: ${e.reply}`);
       return e.reply;
     }
     if (path.dirname(abs) === this.dataDir && path.basename(abs).startsWith(REGISTRY_FILE)) {
       return `ERR '${path.basename(abs)}' is the bindings registry's file`;
     }
-    const key = keyString(a, 1);
     const writer = this.writers.get(abs) ?? this.pendingWriters.get(abs)?.key;
     if (writer !== undefined && writer !== key) return `ERR file is already bound writable to key '${displayKey(writer)}'`;
-    let writable = a.argc === 3;
-    for (let i = 4; i < a.argc; i++) if (argIs(a, i, "writable")) writable = true;
     if (writable) {
       // Claim the file until the shard answers, so a pipelined MMAP of it under another key
       // (possibly on another shard) is refused even before this binding is known.
@@ -144,16 +171,17 @@ export class BindingCatalog {
 
   /** A shard bound or unbound a key: record it durably (synced before the next reply leaves). */
   onCatalog(event: CatalogEvent): void {
+    // Either way a binding that failed at start is gone: forgotten by DEL, or bound again by MMAP.
+    if (this.stats.bindingsFailed.delete(event.key) && event.op === "unbind") {
+      log("notice", `Forgot the binding of key '${displayKey(event.key)}', whose file could not be bound at start`);
+    }
     if (event.op === "unbind") {
       const file = this.writerFileByKey.get(event.key);
       if (file !== undefined) {
         this.writerFileByKey.delete(event.key);
         if (this.writers.get(file) === event.key) this.writers.delete(file);
       }
-    } else {
-      this.trackWriter(event.key, event.path, event.writable);
-      this.stats.bindingsFailed.delete(event.key);
-    }
+    } else this.trackWriter(event.key, event.path, event.writable);
     // A writable MMAP may have created its file: the file's name must be as durable as the record.
     if (this.registry.record(event) && event.op === "bind" && event.writable) {
       const abs = this.absolutePath(event.path);
@@ -190,20 +218,9 @@ export class BindingCatalog {
     const bytes = Buffer.from(key, "latin1");
     return shardOf(bytes, 0, bytes.length, this.config.workers);
   }
+}
 
-  /**
-   * DEL, UNLINK, FLUSHDB and FLUSHALL also forget bindings whose restore failed (their file went
-   * missing): no shard holds them, so no shard reports them unbound.
-   */
-  forgetFailedBindings(name: string, a: ArgList): void {
-    if (this.stats.bindingsFailed.size === 0) return;
-    const all = name === "flushall" || name === "flushdb";
-    if (!all && name !== "del" && name !== "unlink") return;
-    const keys = all ? [...this.stats.bindingsFailed.keys()] : Array.from({ length: a.argc - 1 }, (_, i) => keyString(a, i + 1));
-    for (const key of keys) {
-      if (!this.stats.bindingsFailed.delete(key)) continue;
-      this.onCatalog({ op: "unbind", key });
-      log("notice", `Forgot the binding of key '${displayKey(key)}', whose file could not be bound at start`);
-    }
-  }
+/** The log line of a refused MMAP, one format whatever refused it (replySafe: a CR or LF in the path must not forge log lines). */
+function logRefusedMmap(conn: Connection, given: string, error: string): void {
+  log("warning", `Refused MMAP of '${replySafe(given)}' from client ${conn.address}: ${replySafe(error)}`);
 }

@@ -8,16 +8,28 @@ import { CommandIndex } from "../core/command_index.ts";
 import { SHARD_COMMANDS } from "../core/commands.ts";
 import type { ShardCommand } from "../core/shard.ts";
 import { adminCommands } from "./commands/admin.ts";
+import { clusterCommands } from "./commands/cluster.ts";
 import { configCommands } from "./commands/config.ts";
 import { connectionCommands } from "./commands/connection.ts";
+import { diagnosticsCommands } from "./commands/diagnostics.ts";
 import { infoCommands } from "./commands/info.ts";
 import { introspectionCommands } from "./commands/introspection.ts";
 import type { ServerCommand } from "./commands/server_command.ts";
+import { transactionCommands } from "./commands/transactions.ts";
 
 /** A command a client may send: run by a shard, or by the main thread (route "main"). */
 export type Command = ShardCommand | ServerCommand;
 
-const SERVER_COMMANDS: readonly ServerCommand[] = [...connectionCommands, ...infoCommands, ...configCommands, ...adminCommands, ...introspectionCommands];
+const SERVER_COMMANDS: readonly ServerCommand[] = [
+  ...connectionCommands,
+  ...infoCommands,
+  ...configCommands,
+  ...adminCommands,
+  ...introspectionCommands,
+  ...diagnosticsCommands,
+  ...clusterCommands,
+  ...transactionCommands,
+];
 
 /** Every client command, shard commands first, in their families' order. */
 export const COMMANDS: readonly Command[] = [...SHARD_COMMANDS.filter((c) => !c.internal), ...SERVER_COMMANDS];

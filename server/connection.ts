@@ -6,6 +6,7 @@
  * first) waits in `parked` until its turn. So replies always leave in request order.
  */
 import type { Socket } from "bun";
+import type { QueuedTransaction } from "./transaction_queue.ts";
 import { RequestParser } from "../protocol/request_parser.ts";
 import { ReplyWriter } from "../protocol/reply_writer.ts";
 
@@ -14,6 +15,8 @@ export interface Gather {
   remaining: number;
   parts: Uint8Array[];
   merge: (parts: Uint8Array[], proto: 2 | 3) => Uint8Array;
+  /** Sees each part as it arrives; returns true when it sent one more request for the gather (SCAN's hops). */
+  more?: (part: Uint8Array) => boolean;
 }
 
 export class Connection {
@@ -40,8 +43,18 @@ export class Connection {
   closeAfterReplies = false;
   closed = false;
   paused = false;
-  /** A command waiting until every earlier reply has arrived (MMAP); parsing stops meanwhile. */
+  /** Commands queued since MULTI, or null outside a transaction. */
+  tx: QueuedTransaction | null = null;
+  /** Shards where this connection WATCHes keys (they hear of its UNWATCH and EXEC). */
+  watchedShards: Set<number> | null = null;
+  /** In MONITOR mode: sees every command the server runs. */
+  monitoring = false;
+  /** A SCAN is going from shard to shard (see scan_pages.ts); later commands are held until it is answered. */
+  scanInFlight = false;
+  /** A command waiting until every earlier reply has arrived (MMAP, or any after a SCAN in flight); parsing stops meanwhile. */
   held: import("../core/args.ts").Args | null = null;
+  /** MMAPs sent to a shard and not answered yet (sequence number -> path given), for the log of refusals. */
+  mmapsInFlight: Map<number, string> | null = null;
   /** Writable MMAPs in flight (sequence number -> files), until their replies arrive. */
   writerClaims: Map<number, string[]> | null = null;
 
@@ -51,6 +64,8 @@ export class Connection {
     readonly address: string,
     parserLimits: { maxBulkLength: number },
     needsAuth: boolean,
+    /** Where the bytes written to clients are counted (INFO total_net_output_bytes). */
+    private readonly traffic: { netOutputBytes: number },
   ) {
     this.parser = new RequestParser(parserLimits);
     this.authenticated = !needsAuth;
@@ -105,7 +120,9 @@ export class Connection {
   gatherPart(seq: number, buf: Uint8Array, start: number, end: number): boolean {
     const g = this.parked.get(seq);
     if (g === undefined || g instanceof Uint8Array) return false;
-    g.parts.push(buf.slice(start, end));
+    const part = buf.slice(start, end);
+    g.parts.push(part);
+    if (g.more?.(part)) g.remaining++;
     if (--g.remaining === 0) {
       this.parked.delete(seq);
       const merged = g.merge(g.parts, this.out.proto);
@@ -123,6 +140,7 @@ export class Connection {
     if (this.out.length > 0) {
       if (this.backlog === null) {
         const n = this.socket.write(this.out.buf, 0, this.out.length);
+        if (n > 0) this.traffic.netOutputBytes += n;
         if (n < this.out.length) {
           this.backlog = this.out.buf.slice(Math.max(n, 0), this.out.length);
           this.backlogStart = 0;
@@ -147,7 +165,10 @@ export class Connection {
   drainBacklog(): void {
     if (this.backlog === null) return;
     const n = this.socket.write(this.backlog, this.backlogStart, this.backlog.length - this.backlogStart);
-    if (n > 0) this.backlogStart += n;
+    if (n > 0) {
+      this.backlogStart += n;
+      this.traffic.netOutputBytes += n;
+    }
     if (this.backlogStart >= this.backlog.length) {
       this.backlog = null;
       this.backlogStart = 0;

@@ -1,7 +1,10 @@
 /**
  * Log lines in Redis's format: `pid:role dd Mon yyyy hh:mm:ss.mmm <level> message`, where the
- * level mark is `.` debug, `-` verbose, `*` notice, `#` warning; role M is the main thread.
+ * level mark is `.` debug, `-` verbose, `*` notice, `#` warning; role M is the main thread. They
+ * go to standard output, or to the `logfile` appended to.
  */
+import fs from "node:fs";
+
 export type LogLevel = "debug" | "verbose" | "notice" | "warning";
 
 const MARKS: Record<LogLevel, string> = { debug: ".", verbose: "-", notice: "*", warning: "#" };
@@ -9,6 +12,8 @@ const ORDER: Record<LogLevel, number> = { debug: 0, verbose: 1, notice: 2, warni
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 let threshold: LogLevel = "notice";
+/** The log file's descriptor, or -1 for standard output. */
+let fileFd = -1;
 
 /** Sets the lowest level printed. */
 export function setLogLevel(level: LogLevel): void {
@@ -20,8 +25,15 @@ function timestamp(d: Date): string {
   return `${two(d.getDate())} ${MONTHS[d.getMonth()]} ${d.getFullYear()} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, "0")}`;
 }
 
-/** Prints one log line to stdout if `level` is at or above the threshold. */
+/** Sends the log lines to `file` (appended to, created if missing) from now on; throws if it cannot be opened. */
+export function setLogFile(file: string): void {
+  fileFd = fs.openSync(file, "a", 0o644);
+}
+
+/** Prints one log line if `level` is at or above the threshold. */
 export function log(level: LogLevel, message: string): void {
   if (ORDER[level] < ORDER[threshold]) return;
-  process.stdout.write(`${process.pid}:M ${timestamp(new Date())} ${MARKS[level]} ${message}\n`);
+  const line = `${process.pid}:M ${timestamp(new Date())} ${MARKS[level]} ${message}\n`;
+  if (fileFd >= 0) fs.writeSync(fileFd, line);
+  else process.stdout.write(line);
 }

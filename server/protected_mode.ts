@@ -4,25 +4,26 @@
  * so that an instance started for local use and exposed by mistake gives nothing away.
  */
 
-/** Redis's reply to a refused client (networking.c, clientAcceptHandler), word for word. */
+/**
+ * The reply to a refused client: Redis's text (networking.c, clientAcceptHandler), with mmapd's
+ * name and the settings mmapd has (flags, config file lines, CONFIG SET).
+ */
 export const PROTECTED_MODE_DENIED =
-  "-DENIED Redis is running in protected mode because protected " +
+  "-DENIED mmapd is running in protected mode because protected " +
   "mode is enabled and no password is set for the default user. " +
   "In this mode connections are only accepted from the loopback interface. " +
-  "If you want to connect from external computers to Redis you " +
+  "If you want to connect from external computers to mmapd you " +
   "may adopt one of the following solutions: " +
   "1) Just disable protected mode sending the command " +
   "'CONFIG SET protected-mode no' from the loopback interface " +
-  "by connecting to Redis from the same host the server is " +
-  "running, however MAKE SURE Redis is not publicly accessible " +
-  "from internet if you do so. Use CONFIG REWRITE to make this " +
-  "change permanent. " +
-  "2) Alternatively you can just disable the protected mode by " +
-  "editing the Redis configuration file, and setting the protected " +
-  "mode option to 'no', and then restarting the server. " +
-  "3) If you started the server manually just for testing, restart " +
-  "it with the '--protected-mode no' option. " +
-  "4) Set up an authentication password for the default user. " +
+  "by connecting to mmapd from the same host the server is " +
+  "running, however MAKE SURE mmapd is not publicly accessible " +
+  "from internet if you do so. The change lasts until mmapd restarts. " +
+  "2) Alternatively restart mmapd with the '--protected-mode no' option, " +
+  "or with the line 'protected-mode no' in its config file. " +
+  "3) Set a password for the default user: 'CONFIG SET requirepass <password>' " +
+  "from the loopback interface, or restart mmapd with '--requirepass <password>'; " +
+  "clients then send AUTH <password>. " +
   "NOTE: You only need to do one of the above things in order for " +
   "the server to start accepting connections from the outside.\r\n";
 

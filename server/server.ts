@@ -7,28 +7,41 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Socket, TCPSocketListener } from "bun";
 import { Args } from "../core/args.ts";
-import { SHARD_COMMAND_INDEX, shardCommandId } from "../core/commands.ts";
+import { SHARD_COMMAND_INDEX, SHARD_COMMANDS, shardCommandId } from "../core/commands.ts";
+import { errnoOf, strerror } from "../core/libc.ts";
 import { sigbusGuardStatus } from "../core/sigbus_guard.ts";
 import { ShardPool } from "../workers/shard_pool.ts";
 import type { FsyncPolicy } from "../workers/wire.ts";
 import { BindingCatalog } from "./catalog.ts";
-import { COMMAND_CATALOG } from "./command_table.ts";
+import { Cluster } from "./cluster/cluster.ts";
+import { clusterConnectionClosed, clusterHost, clusterStarted } from "./cluster/host.ts";
+import { ShardCalls } from "./cluster/shard_calls.ts";
+import { ClientPause } from "./client_pause.ts";
+import { CommandStats } from "./command_stats.ts";
+import { COMMAND_CATALOG, COMMANDS } from "./command_table.ts";
 import type { Config } from "./config.ts";
 import { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
 import { Dispatcher } from "./dispatch.ts";
 import { log } from "./log.ts";
+import { Monitors } from "./monitor.ts";
 import { PROTECTED_MODE_DENIED, refusedByProtectedMode } from "./protected_mode.ts";
+import { SlowLog } from "./slowlog.ts";
 import { Stats } from "./stats.ts";
+import { Transactions, WATCH_SEQ } from "./transactions.ts";
 import type { ReplyWriter } from "../protocol/reply_writer.ts";
 import { MAX_OWED_REPLIES, Turn } from "./turn.ts";
 
 const NO_BYTES = new Uint8Array(0);
 
+/** The port could not be listened on (what went wrong is logged already, as Redis words it). */
+export class ListenError extends Error {}
+
 export class MmapdServer implements ServerContext {
   readonly connections = new Map<number, Connection>();
   readonly stats = new Stats();
   readonly commands = COMMAND_CATALOG;
+  readonly transactions: Transactions;
   readonly catalog: BindingCatalog;
   readonly pool: ShardPool;
   readonly turn: Turn;
@@ -37,75 +50,145 @@ export class MmapdServer implements ServerContext {
   private nextConnectionId = 1;
   private idleTimer: ReturnType<typeof setInterval> | null = null;
   private shuttingDown = false;
+  /** False until the bindings are restored: connections made meanwhile wait (see start). */
+  private started = false;
+  private readonly waitingForStart: Connection[] = [];
+  readonly slowlog: SlowLog;
+  readonly monitors: Monitors;
+  readonly pause: ClientPause;
+  readonly commandStats: CommandStats;
   readonly runId = [...crypto.getRandomValues(new Uint8Array(20))].map((b) => b.toString(16).padStart(2, "0")).join("");
   readonly dataDir: string;
+  readonly cluster: Cluster | null;
+  /** Shard commands the server sends for itself (a slot migration's unbinds). */
+  readonly shardCalls: ShardCalls;
 
   constructor(readonly config: Config) {
-    fs.mkdirSync(config.dir, { recursive: true });
-    this.dataDir = fs.realpathSync(config.dir);
+    // Created in start(), once listening: a server that cannot listen leaves nothing behind.
+    this.dataDir = realPathToBe(config.dir);
+    this.slowlog = new SlowLog(config);
+    this.monitors = new Monitors((conn, line) => {
+      conn.out.raw(line, 0, line.length);
+      this.turn.touch(conn);
+      this.turn.endSoon();
+    });
+    this.pause = new ClientPause((conn) => this.runHeld(conn));
+    this.commandStats = new CommandStats(COMMANDS, SHARD_COMMANDS, config.workers, this.slowlog, this.monitors);
+    this.commandStats.setSlowlogThreshold(config.slowlogLogSlowerThan);
     this.catalog = new BindingCatalog(this.dataDir, config, this.stats);
     this.pool = new ShardPool(
-      { count: config.workers, dataDir: this.dataDir, allowAnyPath: config.allowAnyPath, fsync: config.fsync, ringBytes: config.ringBytes },
+      {
+        count: config.workers,
+        dataDir: this.dataDir,
+        allowAnyPath: config.allowAnyPath,
+        fsync: config.fsync,
+        ringBytes: config.ringBytes,
+        timing: this.commandStats.timing,
+      },
       {
         deliver: (conn, seq, buf, start, end) => this.deliver(conn, seq, buf, start, end),
+        slow: (conn, buf, start) => this.commandStats.shardSlow(this.connections.get(conn), buf, start),
         inTurn: (conn, seq) => this.inTurn(conn, seq),
         catalog: (_shard, event) => this.catalog.onCatalog(event),
         flush: () => this.turn.endSoon(),
         shardRestarted: (shard, reason) => {
           this.stats.shardRestarts++;
           log("warning", `Shard ${shard} worker died (${reason}); restarting it with its bindings`);
+          this.transactions.shardDied(shard);
           this.catalog.releaseFilesOf(shard);
         },
       },
       (shard) => this.catalog.restoreRequests(shard),
     );
+    this.shardCalls = new ShardCalls(this.pool, config.workers);
+    this.cluster = config.clusterEnabled ? new Cluster(config, this.dataDir, clusterHost(this)) : null;
     this.pool.serverReplyHandler = (shard, seq, reply) => {
       if (seq === SERVER_FLUSH_SEQ) this.flushWaiters.take(reply);
-      else this.catalog.onRestoreReply(shard, reply);
+      else if (this.shardCalls.owns(seq)) this.shardCalls.take(seq, reply);
+      else if (seq !== WATCH_SEQ) this.catalog.onRestoreReply(shard, reply);
     };
     this.turn = new Turn(this.pool, config, this.stats, (conn) => this.onClose(conn));
+    this.transactions = new Transactions(config, this.cluster, this.pool, this.catalog, (conn, command, a, w) => this.dispatcher.runInto(conn, command, a, w));
     this.dispatcher = new Dispatcher(this, config, this.pool, this.turn, this.catalog);
   }
 
-  /** Loads the bindings, starts the shards and listens. Resolves with the port listened on. */
+  /**
+   * Listens, then creates the data directory, loads the bindings and starts the shards; resolves
+   * with the port listened on. Listening comes first, as in Redis: a port that is taken stops the
+   * start before anything is written. Clients that connect meanwhile wait until the bindings are
+   * restored.
+   */
   async start(): Promise<number> {
+    this.listener = this.listen();
+    fs.mkdirSync(this.dataDir, { recursive: true });
     this.catalog.load();
+    this.cluster?.load();
     await this.pool.start();
     const guard = sigbusGuardStatus();
     if (guard !== "on") log("warning", `SIGBUS guard ${guard}: a bound file shrunk by another process can crash the server`);
     await this.catalog.restoresDone;
-    const server = this;
-    this.listener = Bun.listen<Connection>({
-      hostname: this.config.bind,
-      port: this.config.port,
-      socket: {
-        open(socket) {
-          server.onOpen(socket);
-        },
-        data(socket, data) {
-          try {
-            server.onData(socket.data, data);
-          } catch (e) {
-            // A bug while serving one client must not take the others down: drop that client.
-            log("warning", `Internal error serving client ${socket.data?.address}: ${(e as Error).stack ?? e}; closing it`);
-            socket.terminate();
-            server.onClose(socket.data);
-          }
-        },
-        drain(socket) {
-          socket.data?.drainBacklog();
-          if (socket.data !== undefined) server.turn.resumeIfDrained(socket.data);
-        },
-        close(socket) {
-          server.onClose(socket.data);
-        },
-        error(socket) {
-          server.onClose(socket.data);
-        },
-      },
-    });
+    this.logRestores();
+    this.started = true;
+    if (this.cluster !== null) clusterStarted(this.cluster);
+    for (const conn of this.waitingForStart.splice(0)) {
+      if (conn.closed) continue;
+      conn.socket.resume();
+      this.processCommands(conn);
+    }
     if (this.config.timeout > 0) this.startIdleTimer();
+    // The instantaneous rates and the memory peak (INFO), sampled as Redis does, ten times a second.
+    setInterval(() => this.stats.sample(this.commandStats.commandsProcessed()), 100).unref();
     return this.listener.port;
+  }
+
+  /** Opens the listening socket; fails with Redis's text (`Could not create server TCP listening socket ...`). */
+  private listen(): TCPSocketListener<Connection> {
+    const server = this;
+    try {
+      return Bun.listen<Connection>({
+        hostname: this.config.bind,
+        port: this.config.port,
+        socket: {
+          open(socket) {
+            server.onOpen(socket);
+          },
+          data(socket, data) {
+            try {
+              server.onData(socket.data, data);
+            } catch (e) {
+              // A bug while serving one client must not take the others down: drop that client.
+              log("warning", `Internal error serving client ${socket.data?.address}: ${(e as Error).stack ?? e}; closing it`);
+              socket.terminate();
+              server.onClose(socket.data);
+            }
+          },
+          drain(socket) {
+            socket.data?.drainBacklog();
+            if (socket.data !== undefined) server.turn.resumeIfDrained(socket.data);
+          },
+          close(socket) {
+            server.onClose(socket.data);
+          },
+          error(socket) {
+            server.onClose(socket.data);
+          },
+        },
+      });
+    } catch (e) {
+      const { bind, port } = this.config;
+      log("warning", `Warning: Could not create server TCP listening socket ${bind}:${port}: bind: ${strerror(errnoOf(e))}`);
+      throw new ListenError(`Failed listening on port ${port} (TCP), aborting.`);
+    }
+  }
+
+  /** The start-up log's account of the bindings: how many were restored, and which failed. */
+  private logRestores(): void {
+    const failed = [...this.stats.bindingsFailed.keys()];
+    const restored = this.catalog.registry.bindings.size - failed.length;
+    const names = failed.map((k) => `'${Buffer.from(k, "latin1").toString("utf8")}'`).join(", ");
+    const restoredLine = `Restored ${restored} bindings from ${this.registryFile}`;
+    if (failed.length === 0) log("notice", restoredLine);
+    else log("warning", `${restoredLine}; ${failed.length} failed: ${names} (see INFO persistence)`);
   }
 
   get port(): number {
@@ -124,6 +207,20 @@ export class MmapdServer implements ServerContext {
 
   setFsync(policy: FsyncPolicy): void {
     this.pool.setFsync(policy);
+  }
+
+  setSlowlogThreshold(micros: number): void {
+    this.commandStats.setSlowlogThreshold(micros);
+  }
+
+  resetStats(): void {
+    this.stats.reset();
+    this.commandStats.reset();
+  }
+
+  closeClient(conn: Connection): void {
+    conn.socket.end();
+    this.onClose(conn);
   }
 
   crashShard(shard: number): void {
@@ -161,10 +258,18 @@ export class MmapdServer implements ServerContext {
       return;
     }
     const id = this.nextConnectionId++;
-    const conn = new Connection(id, socket, `${socket.remoteAddress}:${(socket as unknown as { remotePort?: number }).remotePort ?? 0}`, { maxBulkLength: this.config.protoMaxBulkLen }, this.config.requirepass !== "");
+    const address = `${socket.remoteAddress}:${socket.remotePort}`;
+    const limits = { maxBulkLength: this.config.protoMaxBulkLen };
+    const conn = new Connection(id, socket, address, limits, this.config.requirepass !== "", this.stats);
     socket.data = conn;
     socket.setNoDelay?.(true);
     this.connections.set(id, conn);
+    log("verbose", `Accepted ${address}`);
+    if (!this.started) {
+      // The bindings are still being restored: this client's commands wait for them.
+      socket.pause();
+      this.waitingForStart.push(conn);
+    }
   }
 
   /** Forgets a closed connection (called by the listener). */
@@ -172,8 +277,11 @@ export class MmapdServer implements ServerContext {
     if (conn === undefined || conn.closed) return;
     conn.closed = true;
     this.connections.delete(conn.id);
+    this.transactions.unwatch(conn);
+    log("verbose", `Client closed connection id=${conn.id} addr=${conn.address} name=${conn.name}`);
     // Its MMAPs' replies will find no connection: their claims end now (bindings they make still arrive as events).
     if (conn.writerClaims !== null) for (const seq of [...conn.writerClaims.keys()]) this.catalog.releaseWriterClaims(conn, seq);
+    if (this.cluster !== null) clusterConnectionClosed(this.cluster, conn);
     this.turn.forget(conn);
   }
 
@@ -181,7 +289,13 @@ export class MmapdServer implements ServerContext {
   onData(conn: Connection | undefined, data: Uint8Array): void {
     if (conn === undefined || conn.closed || conn.closeAfterReplies) return;
     conn.lastActive = Date.now();
+    this.stats.netInputBytes += data.length;
     conn.parser.feed(data);
+    if (!this.started) {
+      // Kept until the start is done (the socket may reuse its buffer).
+      conn.parser.feed(NO_BYTES);
+      return;
+    }
     this.processCommands(conn);
   }
 
@@ -193,15 +307,16 @@ export class MmapdServer implements ServerContext {
       if (r === 0) break;
       if (r < 0) {
         this.stats.protocolErrors++;
+        this.commandStats.errorReply(parser.error);
         this.turn.replyNow(conn, (w) => w.error(parser.error));
         conn.closeAfterReplies = true;
         log("verbose", `Protocol error from client ${conn.address}: ${parser.error}`);
         break;
       }
-      this.stats.commandsProcessed++;
       this.dispatcher.execute(conn, parser);
       if (conn.closeAfterReplies) break;
     }
+    this.commandStats.batchDone();
     // A held command stops parsing: keep the unparsed rest, as the socket may reuse its buffer.
     if (conn.held !== null) parser.feed(NO_BYTES);
     if (parser.buffered() > this.config.clientQueryBufferLimit) {
@@ -226,18 +341,21 @@ export class MmapdServer implements ServerContext {
   private deliver(connId: number, seq: number, buf: Uint8Array, start: number, end: number): void {
     const conn = this.connections.get(connId);
     if (conn === undefined) return;
-    if (conn.writerClaims !== null) this.catalog.releaseWriterClaims(conn, seq);
+    if (conn.mmapsInFlight !== null) this.catalog.mmapAnswered(conn, seq, buf, start, end);
     // A binding change is durable before any later reply leaves.
     this.catalog.registry.syncIfNeeded();
     if (!conn.gatherPart(seq, buf, start, end)) conn.complete(seq, buf, start, end);
-    if (conn.held !== null && conn.owed === 0) {
-      // Every earlier reply has arrived: run the held command, then the input that waited behind it.
-      const held = conn.held;
-      conn.held = null;
-      this.dispatcher.execute(conn, held);
-      this.processCommands(conn);
-    }
+    this.runHeld(conn);
     this.turn.touch(conn);
+  }
+
+  /** Runs a held command (MMAP, CLIENT PAUSE) once every earlier reply has arrived, then the input that waited behind it. */
+  private runHeld(conn: Connection): void {
+    if (conn.held === null || conn.owed !== 0 || conn.closed) return;
+    const held = conn.held;
+    conn.held = null;
+    this.dispatcher.execute(conn, held);
+    this.processCommands(conn);
   }
 
   // ---- idle clients, shutdown ----
@@ -361,3 +479,21 @@ class FlushWaiters {
   }
 }
 
+/**
+ * The real path `dir` will have once created: the real path of its nearest existing ancestor,
+ * with the rest appended (so nothing is created before the server listens).
+ */
+function realPathToBe(dir: string): string {
+  const missing: string[] = [];
+  let at = path.resolve(dir);
+  for (;;) {
+    try {
+      return path.join(fs.realpathSync(at), ...missing.reverse());
+    } catch (e) {
+      const parent = path.dirname(at);
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT" || parent === at) throw e;
+      missing.push(path.basename(at));
+      at = parent;
+    }
+  }
+}

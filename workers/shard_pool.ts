@@ -9,15 +9,18 @@
 import { Worker } from "node:worker_threads";
 import type { ArgList } from "../core/args.ts";
 import type { CatalogEvent } from "../core/shard.ts";
+import { BARRIER_WORDS } from "../core/commands/transaction.ts";
 import { sigbusGuardHandle } from "../core/sigbus_guard.ts";
 import { Ring } from "./ring.ts";
 import type { FsyncPolicy, ShardMessage, ShardWorkerConfig } from "./wire.ts";
-import { FLAG_OUT_OF_BAND, KIND_EVENT, KIND_OUT_OF_BAND, KIND_REPLY, REPLY_HEADER_WORDS, REQUEST_HEADER_WORDS } from "./wire.ts";
+import { FLAG_OUT_OF_BAND, KIND_EVENT, KIND_OUT_OF_BAND, KIND_REPLY, KIND_SLOW, REPLY_HEADER_WORDS, REQUEST_HEADER_WORDS } from "./wire.ts";
 
 /** Where replies go: the server's connections. */
 export interface ReplySink {
   /** A reply for (conn, seq): bytes [start, end) of `buf`, valid only during the call. */
   deliver(conn: number, seq: number, buf: Uint8Array, start: number, end: number): void;
+  /** A slow-log entry for a command of `conn`: bytes of `buf` from `start` (see command_timing.ts). */
+  slow(conn: number, buf: Uint8Array, start: number): void;
   /** A bindings change, applied before any later reply of that shard is delivered. */
   catalog(shard: number, event: CatalogEvent): void;
   /** True when a reply for (conn, seq) would be written at once rather than parked (or the connection is gone). */
@@ -35,6 +38,8 @@ export interface ShardPoolOptions {
   fsync: FsyncPolicy;
   /** Bytes per ring. */
   ringBytes: number;
+  /** Each shard's timing buffer (see command_timing.ts). */
+  timing: SharedArrayBuffer[];
 }
 
 /** A request that did not fit the ring when it was sent; it goes in order once there is room. */
@@ -42,6 +47,9 @@ interface Overflow {
   payload: Uint8Array;
   outOfBand: boolean;
 }
+
+/** Transactions across shards that can be in flight at once. */
+export const TRANSACTION_SLOTS = 4096;
 
 /** How long `awaitReplies` polls a reply ring before it blocks on it. */
 const REPLY_SPIN_MS = 0.02;
@@ -93,6 +101,8 @@ export class ShardPool {
   private readonly hosts: ShardHost[] = [];
   private fsync: FsyncPolicy;
   private stopping = false;
+  /** Barrier slots for transactions across shards, shared with every worker (see core/commands/transaction.ts). */
+  readonly barriers = new Int32Array(new SharedArrayBuffer(TRANSACTION_SLOTS * BARRIER_WORDS * 4));
 
   constructor(
     private readonly options: ShardPoolOptions,
@@ -130,7 +140,9 @@ export class ShardPool {
       fsync: this.fsync,
       requests: host.requests.sab,
       replies: host.replies.sab,
+      timing: this.options.timing[index],
       sigbusGuard: sigbusGuardHandle(),
+      barriers: this.barriers.buffer as SharedArrayBuffer,
     };
     const worker = new Worker(new URL("./shard_worker.ts", import.meta.url), { workerData: config });
     host.worker = worker;
@@ -234,6 +246,10 @@ export class ShardPool {
     if (kind === KIND_EVENT) {
       const text = new TextDecoder().decode(replies.data.subarray(at + REPLY_HEADER_WORDS * 4, at + replies.length(at)));
       this.sink.catalog(index, JSON.parse(text) as CatalogEvent);
+      return false;
+    }
+    if (kind === KIND_SLOW) {
+      this.sink.slow(replies.words[w], replies.data, at + REPLY_HEADER_WORDS * 4);
       return false;
     }
     host.trackAnswered();

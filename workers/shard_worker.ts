@@ -14,9 +14,10 @@ import { adoptSigbusGuard } from "../core/sigbus_guard.ts";
 import type { CatalogEvent, ShardCommand } from "../core/shard.ts";
 import { restoreBindingCommand } from "../core/commands/mmap.ts";
 import { ReplyWriter } from "../protocol/reply_writer.ts";
+import { encodeSlowEntry, ShardTiming } from "./command_timing.ts";
 import { Ring } from "./ring.ts";
 import type { FsyncPolicy, ShardMessage, ShardWorkerConfig } from "./wire.ts";
-import { FLAG_OUT_OF_BAND, KIND_EVENT, KIND_OUT_OF_BAND, KIND_REPLY, REPLY_HEADER_WORDS, REQUEST_HEADER_WORDS } from "./wire.ts";
+import { FLAG_OUT_OF_BAND, KIND_EVENT, KIND_OUT_OF_BAND, KIND_REPLY, KIND_SLOW, REPLY_HEADER_WORDS, REQUEST_HEADER_WORDS } from "./wire.ts";
 
 const config = workerData as ShardWorkerConfig;
 // Before any file is mapped: the guard must know every mapping of this thread.
@@ -32,8 +33,10 @@ const shard = new Shard({
   index: config.index,
   count: config.count,
   onCatalogChange: (e) => events.push(e),
+  barriers: new Int32Array(config.barriers),
 });
 
+const timing = new ShardTiming(config.timing, SHARD_COMMANDS.length);
 const args = new Args();
 const writer = new ReplyWriter(64 * 1024);
 const encoder = new TextEncoder();
@@ -106,6 +109,11 @@ function run(conn: number, seq: number, commandWord: number): void {
   writer.proto = ((commandWord >> 16) & 0xff) === 3 ? 3 : 2;
   const command = SHARD_COMMANDS[commandWord & 0xffff];
   shard.execute(command, args, writer);
+  const slowMs = timing.record(commandWord & 0xffff, writer);
+  if (slowMs >= 0 && conn !== 0) {
+    const entry = encodeSlowEntry(args, slowMs);
+    putReply(conn, seq, KIND_SLOW, entry, entry.length);
+  }
   if (events.length > 0) putEvents(command);
   if (writer.length <= replies.maxPayload - REPLY_HEADER_WORDS * 4) {
     putReply(conn, seq, KIND_REPLY, writer.buf, writer.length);
@@ -191,6 +199,7 @@ async function loop(): Promise<never> {
     checkSizesIfDue();
     growFilesForWaitingAppends();
     let ran = 0;
+    timing.startBatch();
     for (let at = requests.next(); at >= 0; at = requests.next()) {
       const w = at >> 2;
       const conn = requests.words[w];
@@ -200,6 +209,7 @@ async function loop(): Promise<never> {
         requests.advance();
         requests.release();
         const payload = await nextBigRequest();
+        timing.startBatch();
         const words = new Int32Array(payload.buffer, payload.byteOffset, payload.byteLength >> 2);
         decodeArgs(payload, words, 0);
         run(conn, seq, commandWord);

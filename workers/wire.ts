@@ -22,6 +22,8 @@ export const KIND_REPLY = 0;
 export const KIND_EVENT = 1;
 /** The reply comes by postMessage (too big for the ring); the record only keeps the order. */
 export const KIND_OUT_OF_BAND = 2;
+/** A slow-log entry for the command whose reply follows (see command_timing.ts); answers nothing. */
+export const KIND_SLOW = 3;
 
 /** Connection id used for commands the server itself sends (restores, flushes). */
 export const SERVER_CONNECTION = 0;
@@ -35,8 +37,12 @@ export interface ShardWorkerConfig {
   fsync: FsyncPolicy;
   requests: SharedArrayBuffer;
   replies: SharedArrayBuffer;
+  /** Where the worker counts its commands' time and errors (see command_timing.ts); kept across restarts. */
+  timing: SharedArrayBuffer;
   /** The process's SIGBUS guard, installed by the main thread (null: files are mapped unguarded). */
   sigbusGuard: SigbusGuardHandle | null;
+  /** Barrier words for transactions across shards, shared by every worker (core/commands/transaction.ts). */
+  barriers: SharedArrayBuffer;
 }
 
 export type FsyncPolicy = "always" | "everysec" | "no";

@@ -3,12 +3,13 @@
  *
  *   VRANGE key start stop [RAW]   values start..stop inclusive (LRANGE rules); RAW: one bulk of the raw bytes
  *   VSTATS key [start stop]       count, sum, min, max, mean, nan_count (NaN skipped; integer sums exact)
- *   VINFO key                     path, type, size, count, writable, bytes, shard
+ *   VINFO key                     path, type, size, count, writable, bytes, shard (and failed, for a binding that failed at start)
  */
 import { argIs } from "../args.ts";
 import { KEY_AT_1 } from "../command_spec.ts";
 import { CommandError, Errors, fail } from "../errors.ts";
 import type { Binding, ShardCommand } from "../shard.ts";
+import { FailedBinding } from "../shard.ts";
 import type { ReplyWriter } from "../../protocol/reply_writer.ts";
 import { rangeArgs } from "./range_args.ts";
 import { replyValue, replyValues } from "./read.ts";
@@ -49,6 +50,12 @@ function exactIntegerSum(b: Binding, start: number, end: number): number | bigin
     else big += BigInt(b.type.toNumber(file.view, file.at));
   }
   return big;
+}
+
+/** The 64-bit integer at index i of `b` (int64 or uint64), exactly. */
+function exactAt(b: Binding, i: number): bigint {
+  b.file.locate(i * 8);
+  return b.type.name === "uint64" ? b.file.view.getBigUint64(b.file.at, true) : b.file.view.getBigInt64(b.file.at, true);
 }
 
 export const analyticsCommands: ShardCommand[] = [
@@ -96,6 +103,8 @@ export const analyticsCommands: ShardCommand[] = [
       let min = Infinity;
       let max = -Infinity;
       const isInteger = INTEGER_TYPES.has(b.type.name);
+      // 64-bit integers beyond 2^53 can round to the same number: such ties are settled exactly.
+      const wide = isInteger && b.width === 8;
       for (let i = start; i < end; i++) {
         file.locate(i * b.width);
         const x = b.type.toNumber(file.view, file.at);
@@ -105,11 +114,11 @@ export const analyticsCommands: ShardCommand[] = [
         }
         count++;
         if (!isInteger) sum += x;
-        if (minAt < 0 || x < min) {
+        if (minAt < 0 || x < min || (x === min && wide && exactAt(b, i) < exactAt(b, minAt))) {
           min = x;
           minAt = i;
         }
-        if (maxAt < 0 || x > max) {
+        if (maxAt < 0 || x > max || (x === max && wide && exactAt(b, i) > exactAt(b, maxAt))) {
           max = x;
           maxAt = i;
         }
@@ -119,10 +128,9 @@ export const analyticsCommands: ShardCommand[] = [
       w.bulk("count");
       w.integer(count);
       w.bulk("sum");
-      if (typeof exact === "bigint") {
-        if (exact > 2n ** 63n - 1n || exact < -(2n ** 63n)) w.bigNumber(exact.toString());
-        else w.bigint(exact);
-      } else if (isInteger) w.integer(exact);
+      // A sum beyond 64-bit signed range goes out as its exact decimal in a bulk string (see bigint).
+      if (typeof exact === "bigint") w.bigint(exact);
+      else if (isInteger) w.integer(exact);
       else w.double(exact);
       w.bulk("min");
       if (minAt < 0) w.nil();
@@ -145,10 +153,32 @@ export const analyticsCommands: ShardCommand[] = [
     keys: KEY_AT_1,
     group: "mmap",
     since: "0.1.0",
-    summary: "Returns a binding's path, type, size, count, mode, bytes and shard.",
+    summary: "Returns a binding's path, type, size, count, mode, bytes and shard; for a binding that failed at start, why.",
     complexity: "O(1)",
     syntax: "key",
     run(shard, a, w) {
+      const entry = shard.find(a, 1);
+      if (entry instanceof FailedBinding) {
+        // The same fields (count and bytes unknown), and why the binding failed.
+        w.map(8);
+        w.bulk("path");
+        w.bulk(entry.displayPath);
+        w.bulk("type");
+        w.bulk(entry.typeName);
+        w.bulk("size");
+        w.integer(entry.width);
+        w.bulk("count");
+        w.nil();
+        w.bulk("writable");
+        w.integer(entry.writable ? 1 : 0);
+        w.bulk("bytes");
+        w.nil();
+        w.bulk("shard");
+        w.integer(shard.options.index);
+        w.bulk("failed");
+        w.bulk(entry.reason);
+        return;
+      }
       const b = shard.get(a, 1);
       w.map(7);
       w.bulk("path");

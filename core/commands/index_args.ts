@@ -5,13 +5,27 @@ import type { ArgList } from "../args.ts";
 import { argInt } from "../args.ts";
 import { CommandError, Errors } from "../errors.ts";
 
-/** Argument i as an index in [0, count): `index argument must be integer` or `index exceeds size` otherwise. */
+/**
+ * Argument i as an index in [0, count). Otherwise: `index argument must be integer` when it is not
+ * one, the negative-index error below 0, `index exceeds size` at count or beyond.
+ */
 export function indexArg(a: ArgList, i: number, count: number): number {
-  const n = argInt(a, i);
-  // Beyond 2^53 argInt gives up, but a well-formed integer that large is out of range, not malformed.
-  if (n !== n) throw new CommandError(isIntegerText(a, i) ? Errors.indexOutOfRange : Errors.indexNotInteger);
-  if (n < 0 || n >= count) throw new CommandError(Errors.indexOutOfRange);
+  const n = integerArg(a, i);
+  if (n < 0) throw new CommandError(Errors.indexNegative);
+  if (n >= count) throw new CommandError(Errors.indexOutOfRange);
   return n;
+}
+
+/**
+ * Argument i as an integer, for indices: any well-formed decimal integer is one, whatever its
+ * size. Beyond 2^53 argInt gives up; such an integer is then ±Infinity, which every index rule
+ * handles as "beyond either end" (out of range for VGET, clamped by VRANGE).
+ */
+export function integerArg(a: ArgList, i: number): number {
+  const n = argInt(a, i);
+  if (n === n) return n;
+  if (!isIntegerText(a, i)) throw new CommandError(Errors.indexNotInteger);
+  return a.buf[a.argStart[i]] === 45 /* - */ ? -Infinity : Infinity;
 }
 
 /** True when argument i is an optional sign and at least one decimal digit (cold path). */

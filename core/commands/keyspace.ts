@@ -4,9 +4,9 @@
  *
  *   DEL / UNLINK key [key ...]    -> number of keys unbound
  *   EXISTS key [key ...]          -> number of keys bound (a key named twice counts twice)
- *   TYPE key                      -> mmap | none
+ *   TYPE key                      -> list | none (a binding is a list of values; see lists.ts)
  *   KEYS pattern                  -> matching keys
- *   SCAN cursor [MATCH p] [COUNT n] [TYPE t]
+ *   SCAN cursor [MATCH p] [COUNT n] [TYPE t]   (t: list, or mmap)
  *   DBSIZE                        -> number of keys
  *   FLUSHDB / FLUSHALL [ASYNC|SYNC]
  */
@@ -14,6 +14,7 @@ import type { ArgList } from "../args.ts";
 import { argInt, argIs, argString, keyString } from "../args.ts";
 import { ALL_KEYS, KEY_AT_1 } from "../command_spec.ts";
 import { CommandError, Errors, fail } from "../errors.ts";
+import { FNV_OFFSET, fnvMix } from "../fnv.ts";
 import { globMatch } from "../glob.ts";
 import type { Shard, ShardCommand } from "../shard.ts";
 import type { ReplyWriter } from "../../protocol/reply_writer.ts";
@@ -35,16 +36,23 @@ const flush: ShardCommand["run"] = (shard, a, w) => {
   w.simple("OK");
 };
 
+/**
+ * What TYPE says a key is: Redis's type closest to a binding, so that tools which size keys by
+ * type (redis-cli --bigkeys calls LLEN for a list) understand it. SCAN's TYPE also takes `mmap`,
+ * TYPE's answer before.
+ */
+const KEY_TYPE = "list";
+
 /** SCAN's default page size, as Redis. */
-const SCAN_DEFAULT_COUNT = 10;
+export const SCAN_DEFAULT_COUNT = 10;
 
 /**
  * A key's place in SCAN order: its 32-bit FNV-1a hash. A place depends on the key alone, so a
  * cursor stays valid while other keys come and go (keys present throughout are all returned).
  */
 function scanPlace(key: string): number {
-  let h = 2166136261;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619);
+  let h = FNV_OFFSET;
+  for (let i = 0; i < key.length; i++) h = fnvMix(h, key.charCodeAt(i));
   return h >>> 0;
 }
 
@@ -76,11 +84,11 @@ export const keyspaceCommands: ShardCommand[] = [
     keys: KEY_AT_1,
     group: "generic",
     since: "0.1.0",
-    summary: "Returns mmap for a bound key, none otherwise.",
+    summary: "Returns list for a bound key (an ordered run of values), none otherwise.",
     complexity: "O(1)",
     syntax: "key",
     run(shard, a, w) {
-      w.simple(shard.find(a, 1) === undefined ? "none" : "mmap");
+      w.simple(shard.find(a, 1) === undefined ? "none" : KEY_TYPE);
     },
   },
   {
@@ -110,7 +118,7 @@ export const keyspaceCommands: ShardCommand[] = [
     keys: null,
     group: "generic",
     since: "0.1.0",
-    summary: "Iterates over the keys, a page at a time.",
+    summary: "Iterates over the keys, a page at a time; cursor 0 comes with the last keys.",
     complexity: "O(1) per call, O(N) for a complete iteration",
     syntax: "cursor [MATCH pattern] [COUNT count] [TYPE type]",
     run(shard, a, w) {
@@ -129,7 +137,9 @@ export const keyspaceCommands: ShardCommand[] = [
         else throw new CommandError(Errors.syntax);
       }
       // The cursor is (place in SCAN order) * shards + shard: the page starts at the first key
-      // whose place is at least that, so deleting keys never moves the ones not returned yet.
+      // whose place is at least that, so deleting keys never moves the ones not returned yet. A
+      // page that ends this shard answers the next shard's start, which the server goes on into
+      // in the same call (server/scan_pages.ts); the last shard's answers 0.
       const { index, count: shards } = shard.options;
       const from = Math.floor(cursor / shards);
       const candidates: { place: number; key: string }[] = [];
@@ -145,7 +155,11 @@ export const keyspaceCommands: ShardCommand[] = [
       const page = candidates
         .slice(0, end)
         .map((c) => c.key)
-        .filter((k) => (pattern === undefined || globMatch(pattern, k)) && (typeFilter === undefined || typeFilter === "mmap"));
+        .filter(
+          (k) =>
+            (pattern === undefined || globMatch(pattern, k)) &&
+            (typeFilter === undefined || typeFilter === KEY_TYPE || typeFilter === "mmap"),
+        );
       w.array(2);
       w.bulk(String(next));
       w.array(page.length);

@@ -1,10 +1,11 @@
 /**
  * MMAP: binds a key to a file.
  *
- *   MMAP key path                               blog form: double, writable, file created if missing
- *   MMAP key path type [size] [WRITABLE]        module form: read-only unless WRITABLE
+ *   MMAP key path                                   blog form: double, writable, file created if missing
+ *   MMAP key path type [size] [WRITABLE|READONLY]   module form: read-only unless WRITABLE
  *
- * Replies with the number of values in the file.
+ * Replies with the number of values in the file. Binding a bound key again with the same
+ * arguments replies the count; with others it is refused, naming what differs.
  */
 import type { ArgList } from "../args.ts";
 import { KEY_AT_1 } from "../command_spec.ts";
@@ -13,7 +14,7 @@ import { CommandError, Errors, fail } from "../errors.ts";
 import { MappedFile } from "../mapped_file.ts";
 import { resolveDataPath } from "../paths.ts";
 import type { Shard, ShardCommand } from "../shard.ts";
-import { Binding } from "../shard.ts";
+import { Binding, FailedBinding } from "../shard.ts";
 import type { ValueType } from "../value_types.ts";
 import { DEFAULT_TYPE, UNKNOWN_TYPE_ERROR, VALUE_TYPES } from "../value_types.ts";
 
@@ -29,28 +30,53 @@ export interface BindSpec {
 /** The largest width of a `string` type. */
 export const MAX_STRING_WIDTH = 255;
 
-/** Parses `MMAP key path [type [size] [WRITABLE]]` (argument 0 is the name). Throws on bad input. */
+const STRING_SIZE_ERROR = `invalid value_size: string needs a size from 1 to ${MAX_STRING_WIDTH} (MMAP key path string size)`;
+
+/** Parses `MMAP key path [type [size] [WRITABLE|READONLY]]` (argument 0 is the name). Throws on bad input. */
 export function parseMmapArgs(a: ArgList, key: string): BindSpec {
   const path = argString(a, 2);
   if (a.argc === 3) return { key, path, type: DEFAULT_TYPE, width: DEFAULT_TYPE.width, writable: true };
   const type = VALUE_TYPES.get(argString(a, 3).toLowerCase());
   if (type === undefined) throw new CommandError(UNKNOWN_TYPE_ERROR);
   let size = -1;
-  let writable = false;
+  let mode: "writable" | "readonly" | undefined;
   for (let i = 4; i < a.argc; i++) {
-    if (argIs(a, i, "writable") && !writable) writable = true;
-    else if (size < 0 && !argIs(a, i, "writable")) {
+    const word = argIs(a, i, "writable") ? "writable" : argIs(a, i, "readonly") ? "readonly" : undefined;
+    if (word !== undefined && mode === undefined) mode = word;
+    else if (word === undefined && size < 0) {
       size = argInt(a, i);
       // A negative size is no size at all: refused, not taken as "size not given".
-      if (!(size >= 0)) fail("invalid value_size");
+      if (!(size >= 0)) fail(type.width === 0 ? STRING_SIZE_ERROR : "invalid value_size");
     } else throw new CommandError(Errors.syntax);
   }
   let width = type.width;
   if (type.width === 0) {
-    if (size < 1 || size > MAX_STRING_WIDTH) fail("invalid value_size");
+    if (size < 1 || size > MAX_STRING_WIDTH) fail(STRING_SIZE_ERROR);
     width = size;
   } else if (size >= 0 && size !== type.width) fail("invalid value_size");
-  return { key, path, type, width, writable };
+  return { key, path, type, width, writable: mode === "writable" };
+}
+
+const byteCount = (n: number) => `${n} byte${n === 1 ? "" : "s"}`;
+
+/** How a binding is described in errors: `float (4 bytes, read-only)`. */
+function describe(typeName: string, width: number, writable: boolean): string {
+  return `${typeName} (${byteCount(width)}, ${writable ? "writable" : "read-only"})`;
+}
+
+/**
+ * The error for an MMAP of a bound key, on the same file, with another type, size or mode: it
+ * names the binding in place and what the MMAP asked for that differs. Null when nothing differs.
+ */
+function rebindError(existing: Binding, spec: BindSpec): string | null {
+  const typeDiffers = existing.type !== spec.type || existing.width !== spec.width;
+  const modeDiffers = existing.writable !== spec.writable;
+  if (!typeDiffers && !modeDiffers) return null;
+  const wanted: string[] = [];
+  if (typeDiffers) wanted.push(spec.type.width === 0 ? `as ${spec.type.name} (${byteCount(spec.width)})` : `as ${spec.type.name}`);
+  if (modeDiffers) wanted.push(spec.writable ? "writable" : "read-only");
+  const key = Buffer.from(existing.key, "latin1").toString("utf8");
+  return Errors.alreadyBound(key, describe(existing.type.name, existing.width, existing.writable), existing.displayPath, wanted.join(", "));
 }
 
 /**
@@ -61,9 +87,12 @@ export function parseMmapArgs(a: ArgList, key: string): BindSpec {
 export function bindFile(shard: Shard, spec: BindSpec, create: boolean): Binding {
   const absPath = resolveDataPath(shard.options.dataDir, spec.path, shard.options.allowAnyPath);
   const existing = shard.bindings.get(spec.key);
-  if (existing !== undefined) {
+  // A binding that failed at start is replaced by whatever MMAP binds; it stays if this MMAP fails too.
+  if (existing instanceof Binding) {
     if (existing.absPath !== absPath) fail("It is already mapped on another file");
-    // Same file: nothing changes, unless another process resized it; then it is mapped anew.
+    const differs = rebindError(existing, spec);
+    if (differs !== null) throw new CommandError(differs);
+    // The same binding: nothing changes, unless another process resized the file; then it is mapped anew.
     if (!existing.file.changedOutside()) return existing;
     shard.unbind(spec.key);
   }
@@ -86,7 +115,7 @@ export const mmapCommand: ShardCommand = {
   since: "0.1.0",
   summary: "Binds a key to a file of fixed-width values and returns the number of values in it.",
   complexity: "O(1)",
-  syntax: "key path [type [size] [WRITABLE]]",
+  syntax: "key path [type [size] [WRITABLE|READONLY]]",
   run(shard, a, w) {
     const key = shard.keyOf(a, 1);
     const spec = parseMmapArgs(a, key);
@@ -97,7 +126,9 @@ export const mmapCommand: ShardCommand = {
 
 /**
  * `_BIND key path type size rw|ro`: restores a binding at start or after a shard restart.
- * Never creates a file. Internal: the server sends it, clients cannot.
+ * Never creates a file. A binding that cannot be restored stays a key that answers why (see
+ * FailedBinding), and the error goes back to the server, which logs it. Internal: the server
+ * sends it, clients cannot.
  */
 export const restoreBindingCommand: ShardCommand = {
   name: "_bind",
@@ -112,10 +143,19 @@ export const restoreBindingCommand: ShardCommand = {
   syntax: "key path type size mode",
   internal: true,
   run(shard, a, w) {
-    const type = VALUE_TYPES.get(argString(a, 3));
-    if (type === undefined) throw new CommandError(UNKNOWN_TYPE_ERROR);
-    const spec: BindSpec = { key: shard.keyOf(a, 1), path: argString(a, 2), type, width: argInt(a, 4), writable: argIs(a, 5, "rw") };
-    const binding = bindFile(shard, spec, false);
-    w.integer(binding.file.count);
+    const key = shard.keyOf(a, 1);
+    const path = argString(a, 2);
+    const typeName = argString(a, 3);
+    const width = argInt(a, 4);
+    const writable = argIs(a, 5, "rw");
+    try {
+      const type = VALUE_TYPES.get(typeName);
+      if (type === undefined) throw new CommandError(UNKNOWN_TYPE_ERROR);
+      w.integer(bindFile(shard, { key, path, type, width, writable }, false).file.count);
+    } catch (e) {
+      if (!(e instanceof CommandError)) throw e;
+      shard.keepFailed(new FailedBinding(key, path, typeName, width, writable, e.reply.replace(/^ERR /, "")));
+      throw e;
+    }
   },
 };

@@ -107,7 +107,9 @@ export const adminCommands: ServerCommand[] = [
     syntax: "subcommand [arg ...]",
     run(ctx, _conn, a, w) {
       if (!ctx.config.enableDebugCommand) {
-        throw new CommandError("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the ctx.");
+        throw new CommandError(
+          "ERR DEBUG command not allowed. Start mmapd with --enable-debug-command (or the line 'enable-debug-command yes' in its config file) to allow it.",
+        );
       }
       if (argIs(a, 1, "crash-shard") && a.argc === 3) {
         const shard = Number(argString(a, 2));

@@ -4,14 +4,25 @@
 import os from "node:os";
 import { argString } from "../../core/args.ts";
 import { VERSION } from "../config.ts";
+import { processMemory } from "../stats.ts";
 import type { ServerContext } from "../context.ts";
 import type { ServerCommand } from "./server_command.ts";
 
+/** Sections that only INFO all, INFO everything or their own name shows, as in Redis. */
+const NOT_DEFAULT = new Set(["commandstats", "latencystats"]);
+
 export function infoText(ctx: ServerContext, sections: string[]): string {
-  const want = (name: string) => sections.length === 0 || sections.includes("all") || sections.includes("everything") || sections.includes("default") || sections.includes(name);
-  const mem = process.memoryUsage();
+  const want = (name: string) =>
+    sections.includes(name) ||
+    sections.includes("all") ||
+    sections.includes("everything") ||
+    ((sections.length === 0 || sections.includes("default")) && !NOT_DEFAULT.has(name));
+  const mem = processMemory();
+  ctx.stats.usedMemoryPeak = Math.max(ctx.stats.usedMemoryPeak, mem.used);
+  const rates = ctx.stats.instantaneous();
   const uptime = Math.floor((Date.now() - ctx.stats.startedAt) / 1000);
   const shardStats = ctx.shardStats();
+  const errors = ctx.commandStats.errorCounts();
   const out: string[] = [];
   const section = (name: string, fields: [string, string | number][]) => {
     if (!want(name.toLowerCase())) return;
@@ -20,7 +31,7 @@ export function infoText(ctx: ServerContext, sections: string[]): string {
   section("Server", [
     ["mmapd_version", VERSION],
     ["redis_version", "7.2.0"],
-    ["redis_mode", "standalone"],
+    ["redis_mode", ctx.cluster === null ? "standalone" : "cluster"],
     ["os", `${os.type()} ${os.release()} ${os.arch()}`],
     ["arch_bits", 64],
     ["process_id", process.pid],
@@ -29,20 +40,33 @@ export function infoText(ctx: ServerContext, sections: string[]): string {
     ["uptime_in_seconds", uptime],
     ["uptime_in_days", Math.floor(uptime / 86400)],
     ["executable", process.argv[1] ?? ""],
+    ["config_file", ctx.config.configFile],
     ["bun_version", Bun.version],
     ["workers", ctx.config.workers],
   ]);
   section("Clients", [
     ["connected_clients", ctx.connections.size],
     ["maxclients", ctx.config.maxclients],
-    ["blocked_clients", 0],
+    ["blocked_clients", ctx.pause.waitingClients],
   ]);
   section("Memory", [
-    ["used_memory", mem.heapUsed],
+    // used_memory: what the process allocated (every thread's heap, the shard rings); the mapped
+    // files' pages are in used_memory_rss only (see processMemory).
+    ["used_memory", mem.used],
+    ["used_memory_human", bytesToHuman(mem.used)],
     ["used_memory_rss", mem.rss],
-    ["used_memory_peak", mem.rss],
-    ["mapped_files", ctx.bindingCount()],
+    ["used_memory_rss_human", bytesToHuman(mem.rss)],
+    ["used_memory_peak", ctx.stats.usedMemoryPeak],
+    ["used_memory_peak_human", bytesToHuman(ctx.stats.usedMemoryPeak)],
+    ["used_memory_peak_perc", `${((100 * mem.used) / Math.max(1, ctx.stats.usedMemoryPeak)).toFixed(2)}%`],
     ["total_system_memory", os.totalmem()],
+    ["total_system_memory_human", bytesToHuman(os.totalmem())],
+    ["maxmemory", 0],
+    ["maxmemory_human", bytesToHuman(0)],
+    ["maxmemory_policy", "noeviction"],
+    ["mem_fragmentation_ratio", (mem.rss / Math.max(1, mem.used)).toFixed(2)],
+    ["mem_fragmentation_bytes", mem.rss - mem.used],
+    ["mapped_files", ctx.bindingCount()],
   ]);
   section("Persistence", [
     ["loading", 0],
@@ -56,9 +80,17 @@ export function infoText(ctx: ServerContext, sections: string[]): string {
   ]);
   section("Stats", [
     ["total_connections_received", ctx.stats.connectionsReceived],
-    ["total_commands_processed", ctx.stats.commandsProcessed],
+    ["total_commands_processed", ctx.commandStats.commandsProcessed()],
+    ["instantaneous_ops_per_sec", rates.opsPerSec],
+    ["total_net_input_bytes", ctx.stats.netInputBytes],
+    ["total_net_output_bytes", ctx.stats.netOutputBytes],
+    ["instantaneous_input_kbps", rates.inputKbps.toFixed(2)],
+    ["instantaneous_output_kbps", rates.outputKbps.toFixed(2)],
     ["rejected_connections", ctx.stats.rejectedConnections],
-    ["total_error_replies", 0],
+    ["expired_keys", 0],
+    ["evicted_keys", 0],
+    ["evicted_clients", 0],
+    ["total_error_replies", [...errors.values()].reduce((sum, n) => sum + n, 0)],
     ["protocol_errors", ctx.stats.protocolErrors],
     ["client_output_buffer_limit_disconnections", ctx.stats.outputLimitDisconnects],
     ["shard_restarts", ctx.stats.shardRestarts],
@@ -69,6 +101,14 @@ export function infoText(ctx: ServerContext, sections: string[]): string {
   );
   const failed = [...ctx.stats.bindingsFailed.entries()];
   if (failed.length > 0 && want("persistence")) out.push("# Failed bindings\r\n" + failed.map(([k, why]) => `${k.replace(/[\r\n:]/g, " ")}:${why.replace(/[\r\n]/g, " ")}\r\n`).join(""));
+  const lines = (name: string, list: string[]) => {
+    if (want(name.toLowerCase())) out.push(`# ${name}\r\n${list.map((l) => `${l}\r\n`).join("")}`);
+  };
+  lines("Commandstats", want("commandstats") ? ctx.commandStats.commandstats() : []);
+  lines("Errorstats", errorstatLines(errors));
+  lines("Latencystats", want("latencystats") ? ctx.commandStats.latencystats() : []);
+  // redis-py's RedisCluster reads cluster_enabled from a plain INFO, so the default output has it.
+  section("Cluster", [["cluster_enabled", ctx.cluster === null ? 0 : 1]]);
   section("Keyspace", ctx.bindingCount() > 0 ? [["db0", `keys=${ctx.bindingCount()},expires=0,avg_ttl=0`]] : []);
   return out.join("\r\n");
 }
@@ -91,3 +131,19 @@ export const infoCommands: ServerCommand[] = [
     },
   },
 ];
+
+/** A byte count as Redis writes it for people: 1023B, 1.50K, 2.00M, 3.25G ... */
+function bytesToHuman(n: number): string {
+  const units = ["K", "M", "G", "T", "P"];
+  if (n < 1024) return `${n}B`;
+  for (let i = 0; i < units.length; i++) {
+    const scale = 1024 ** (i + 1);
+    if (n < scale * 1024 || i === units.length - 1) return `${(n / scale).toFixed(2)}${units[i]}`;
+  }
+  return `${n}B`;
+}
+
+/** INFO errorstats lines: `errorstat_ERR:count=3`. */
+function errorstatLines(errors: Map<string, number>): string[] {
+  return [...errors].map(([code, n]) => `errorstat_${code}:count=${n}`);
+}

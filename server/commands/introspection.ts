@@ -192,8 +192,8 @@ const SUBCOMMANDS: SubcommandSpec[] = [
   { name: "list", arity: -2, flags: ["loading", "stale"], summary: "Returns the command names, optionally filtered.", syntax: "[FILTERBY MODULE|ACLCAT|PATTERN filter]" },
   { name: "info", arity: -2, flags: ["loading", "stale"], summary: "Returns details about commands.", syntax: "[command-name [command-name ...]]" },
   { name: "docs", arity: -2, flags: ["loading", "stale"], summary: "Returns documentation about commands.", syntax: "[command-name [command-name ...]]" },
-  { name: "getkeys", arity: -3, flags: ["loading", "stale"], summary: "Returns the keys of a full command.", syntax: "command [arg [arg ...]]" },
-  { name: "getkeysandflags", arity: -3, flags: ["loading", "stale"], summary: "Returns the keys of a full command and how it accesses them.", syntax: "command [arg [arg ...]]" },
+  { name: "getkeys", arity: -4, flags: ["loading", "stale"], summary: "Returns the keys of a full command.", syntax: "command [arg [arg ...]]" },
+  { name: "getkeysandflags", arity: -4, flags: ["loading", "stale"], summary: "Returns the keys of a full command and how it accesses them.", syntax: "command [arg [arg ...]]" },
   { name: "help", arity: 2, flags: ["loading", "stale"], summary: "Lists the subcommands.", syntax: "" },
 ];
 

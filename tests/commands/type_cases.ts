@@ -6,10 +6,10 @@
  */
 
 /** How a value travels: RESP2 / RESP3 spelling. */
-export type ReplyKind =
+type ReplyKind =
   | "integer" // `:n` in both
   | "double" // RESP2 bulk string, RESP3 `,`
-  | "big" // RESP2 bulk string, RESP3 `(`
+  | "big" // beyond 64-bit signed range: the exact decimal as a bulk string, in both
   | "bulk"; // bulk string in both
 
 export interface Sample {
@@ -37,13 +37,20 @@ const int = (input: string): Sample => ({ input, text: input, kind: "integer" })
 const dbl = (input: string, text = input): Sample => ({ input, text, kind: "double" });
 
 /** A number text as a double; `inf` and `-inf` as the infinities. */
-export function numberOf(text: string): number {
+function numberOf(text: string): number {
   if (/^\+?inf$/i.test(text)) return Infinity;
   if (/^-inf$/i.test(text)) return -Infinity;
   return Number(text);
 }
 
-function smallIntCase(name: string, width: number, min: number, max: number, put: (v: DataView, at: number, n: number) => void, extra: string[]): TypeCase {
+function smallIntCase(
+  name: string,
+  width: number,
+  min: number,
+  max: number,
+  put: (v: DataView, at: number, n: number) => void,
+  extra: string[],
+): TypeCase {
   const range = `ERR value must be between ${min} and ${max}`;
   return {
     name,
@@ -63,7 +70,7 @@ function smallIntCase(name: string, width: number, min: number, max: number, put
 }
 
 /** The x87 80-bit extended layout of a double, in 16 bytes (C's long double on x86-64). */
-export function x87Bytes(x: number): Uint8Array {
+export function x87Bytes(x: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(16);
   const view = new DataView(out.buffer);
   const sign = x < 0 || Object.is(x, -0) ? 0x8000 : 0;
@@ -153,8 +160,8 @@ export const TYPE_CASES: TypeCase[] = [
       ["1e39", "ERR value is out of range for float"],
       ["-1e39", "ERR value is out of range for float"],
       ["1e400", "ERR value is out of range for float"],
-      ["nan", "ERR value must be float"],
-      ["NaN", "ERR value must be float"],
+      ["nan", "ERR value must be float; NaN is not stored"],
+      ["NaN", "ERR value must be float; NaN is not stored"],
       ["abc", "ERR value must be float"],
       ["", "ERR value must be float"],
     ],
@@ -180,8 +187,8 @@ export const TYPE_CASES: TypeCase[] = [
     refused: [
       ["1e400", "ERR value is out of range for double"],
       ["-1e400", "ERR value is out of range for double"],
-      ["nan", "ERR value must be double"],
-      ["-nan", "ERR value must be double"],
+      ["nan", "ERR value must be double; NaN is not stored"],
+      ["-nan", "ERR value must be double; NaN is not stored"],
       ["1,5", "ERR value must be double"],
       ["", "ERR value must be double"],
     ],
@@ -194,7 +201,7 @@ export const TYPE_CASES: TypeCase[] = [
     samples: [dbl("1.5"), dbl("0.1"), dbl("-2"), dbl("1e300", "1e+300"), dbl("5e-324"), dbl("inf"), dbl("-inf")],
     refused: [
       ["1e400", "ERR value is out of range for long_double"],
-      ["nan", "ERR value must be double"],
+      ["nan", "ERR value must be double; NaN is not stored"],
       ["abc", "ERR value must be double"],
     ],
     put: (v, at, input) => new Uint8Array(v.buffer, v.byteOffset + at, 16).set(x87Bytes(numberOf(input))),
@@ -211,18 +218,18 @@ export const TYPE_CASES: TypeCase[] = [
       { input: "REDUCE", text: "REDUCE", kind: "bulk" },
     ],
     refused: [
-      ["123456789", "ERR value is too long"],
-      ["héllo!!!", "ERR value is too long"],
+      ["123456789", "ERR value is too long (at most 8 bytes)"],
+      ["héllo!!!", "ERR value is too long (at most 8 bytes)"],
     ],
     put: (v, at, input) => new Uint8Array(v.buffer, v.byteOffset + at, 8).set(new TextEncoder().encode(input)),
   },
 ];
 
 /** The file bytes of `inputs` in type `t`, made by the test's own encoder. */
-export function encodeFile(t: TypeCase, inputs: string[]): Uint8Array {
+export function encodeFile(t: TypeCase, inputs: string[]): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(inputs.length * t.width);
   const view = new DataView(bytes.buffer);
-  inputs.forEach((input, i) => t.put(view, i * t.width, input));
+  for (const [i, input] of inputs.entries()) t.put(view, i * t.width, input);
   return bytes;
 }
 
@@ -235,7 +242,7 @@ export function respOf(s: Pick<Sample, "text" | "kind">, proto: 2 | 3): string {
     case "double":
       return proto === 3 ? `,${s.text}\r\n` : bulk();
     case "big":
-      return proto === 3 ? `(${s.text}\r\n` : bulk();
+      return bulk();
     case "bulk":
       return bulk();
   }

@@ -8,10 +8,22 @@ import { execFileSync, spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { CommandError } from "../../core/errors.ts";
 import {
-  EWOULDBLOCK, LOCK_EX, LOCK_NB, LOCK_UN, MAP_SHARED, MS_ASYNC, PAGE_SIZE, PROT_READ, errno, flock, mmap,
-  msync, munmap, strerror, systemError,
+  EWOULDBLOCK,
+  LOCK_EX,
+  LOCK_NB,
+  LOCK_UN,
+  MAP_SHARED,
+  MS_ASYNC,
+  PAGE_SIZE,
+  PROT_READ,
+  errno,
+  flock,
+  mmap,
+  msync,
+  munmap,
+  strerror,
+  systemError,
 } from "../../core/libc.ts";
 import { MappedFile, type MapOptions } from "../../core/mapped_file.ts";
 import { replyOf } from "../helpers/command_error.ts";
@@ -43,7 +55,6 @@ function open(name: string, opts: Partial<MapOptions> = {}): MappedFile {
   opened.push(file);
   return file;
 }
-
 
 /** Reads `length` raw bytes of a file at `position` with plain fs calls. */
 function readRaw(file: string, position: number, length: number): Buffer {
@@ -151,7 +162,7 @@ describe("open and map", () => {
   test("a read-only open maps PROT_READ and reads what fs wrote (little-endian)", () => {
     const raw = Buffer.alloc(5 * 8);
     const values = [1.5, -2.25, 1e300, 0, Math.PI];
-    values.forEach((value, i) => raw.writeDoubleLE(value, i * 8));
+    for (const [i, value] of values.entries()) raw.writeDoubleLE(value, i * 8);
     fs.writeFileSync(path.join(dir, "ro.bin"), raw);
     const file = open("ro.bin", { writable: false, create: false });
     expect(file.writable).toBe(false);
@@ -179,7 +190,7 @@ describe("open and map", () => {
     const raw = fs.readFileSync(file.path);
     expect(raw.length).toBe(32);
     const view = new DataView(raw.buffer, raw.byteOffset, raw.length);
-    values.forEach((value, i) => expect(view.getFloat64(i * 8, true)).toBe(value));
+    for (const [i, value] of values.entries()) expect(view.getFloat64(i * 8, true)).toBe(value);
   });
 
   test("writes by fs to an open writable mapping are seen through it", () => {
@@ -421,9 +432,7 @@ describe("open errors", () => {
   });
 
   test("a missing file opened writable without create", () => {
-    expect(replyOf(() => open("missing.bin", { create: false }))).toBe(
-      "ERR cannot open 'missing.bin': No such file or directory",
-    );
+    expect(replyOf(() => open("missing.bin", { create: false }))).toBe("ERR cannot open 'missing.bin': No such file or directory");
     expect(fs.existsSync(path.join(dir, "missing.bin"))).toBe(false);
   });
 
@@ -441,12 +450,8 @@ describe("open errors", () => {
 
   test("/dev/zero is refused", () => {
     const options = { valueSize: 8, displayPath: "/dev/zero", create: false };
-    expect(replyOf(() => MappedFile.open("/dev/zero", { ...options, writable: false }))).toBe(
-      "ERR '/dev/zero' is not a regular file",
-    );
-    expect(replyOf(() => MappedFile.open("/dev/zero", { ...options, writable: true }))).toBe(
-      "ERR '/dev/zero' is not a regular file",
-    );
+    expect(replyOf(() => MappedFile.open("/dev/zero", { ...options, writable: false }))).toBe("ERR '/dev/zero' is not a regular file");
+    expect(replyOf(() => MappedFile.open("/dev/zero", { ...options, writable: true }))).toBe("ERR '/dev/zero' is not a regular file");
   });
 
   test("kernel files that look regular (/proc, /sys) are refused", () => {
@@ -490,9 +495,7 @@ describe("open errors", () => {
 
   test("a size that is not a multiple of the value size", () => {
     fs.writeFileSync(path.join(dir, "odd.bin"), Buffer.alloc(13));
-    expect(replyOf(() => open("odd.bin", { writable: false, create: false }))).toBe(
-      "ERR file size 13 is not a multiple of value size 8",
-    );
+    expect(replyOf(() => open("odd.bin", { writable: false, create: false }))).toBe("ERR file size 13 is not a multiple of value size 8");
     expect(replyOf(() => open("odd.bin"))).toBe("ERR file size 13 is not a multiple of value size 8");
   });
 

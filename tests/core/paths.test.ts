@@ -7,7 +7,6 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { CommandError } from "../../core/errors.ts";
 import { ELOOP, ENOENT, EXDEV } from "../../core/libc.ts";
 import { openDataFile, refuseSpecialFile, replySafe, resolveDataPath } from "../../core/paths.ts";
 import { replyOf } from "../helpers/command_error.ts";
@@ -31,7 +30,6 @@ beforeEach(() => {
 afterEach(() => {
   fs.rmSync(base, { recursive: true, force: true });
 });
-
 
 describe("resolveDataPath inside the data directory", () => {
   test("a relative path resolves under the data directory, file missing or not", () => {
@@ -100,9 +98,7 @@ describe("resolveDataPath outside the data directory", () => {
 
 describe("resolveDataPath errors", () => {
   test("a missing parent directory is not created and names the given path", () => {
-    expect(replyOf(() => resolveDataPath(data, "nodir/x.bin", false))).toBe(
-      "ERR cannot open 'nodir/x.bin': No such file or directory",
-    );
+    expect(replyOf(() => resolveDataPath(data, "nodir/x.bin", false))).toBe("ERR cannot open 'nodir/x.bin': No such file or directory");
     expect(fs.existsSync(path.join(data, "nodir"))).toBe(false);
   });
 
@@ -111,16 +107,12 @@ describe("resolveDataPath errors", () => {
   });
 
   test("a parent that is a file is refused with the OS reason", () => {
-    expect(replyOf(() => resolveDataPath(data, "sub/real.bin/x", false))).toBe(
-      "ERR cannot open 'sub/real.bin/x': Not a directory",
-    );
+    expect(replyOf(() => resolveDataPath(data, "sub/real.bin/x", false))).toBe("ERR cannot open 'sub/real.bin/x': Not a directory");
   });
 
   test("a dangling symlink is refused", () => {
     fs.symlinkSync(path.join(data, "gone.bin"), path.join(data, "dangling"));
-    expect(replyOf(() => resolveDataPath(data, "dangling", false))).toBe(
-      "ERR cannot open 'dangling': No such file or directory",
-    );
+    expect(replyOf(() => resolveDataPath(data, "dangling", false))).toBe("ERR cannot open 'dangling': No such file or directory");
   });
 
   test("a NUL byte is refused", () => {
@@ -128,9 +120,7 @@ describe("resolveDataPath errors", () => {
   });
 
   test("CR and LF in a path cannot break the one-line reply", () => {
-    expect(replyOf(() => resolveDataPath(data, "no\r\ndir/x", false))).toBe(
-      "ERR cannot open 'no  dir/x': No such file or directory",
-    );
+    expect(replyOf(() => resolveDataPath(data, "no\r\ndir/x", false))).toBe("ERR cannot open 'no  dir/x': No such file or directory");
     expect(replySafe("a\nb\rc")).toBe("a b c");
   });
 });
@@ -152,7 +142,7 @@ describe("openDataFile", () => {
   function tryOpen(file: string, flags: number, root: string | undefined): number {
     const fd = openDataFile(file, flags, 0o644, root);
     if (fd >= 0) fs.closeSync(fd);
-    return fd >= 0 ? 0 : fd;
+    return Math.min(fd, 0);
   }
 
   test("a file beneath the root opens; one created there is created", () => {

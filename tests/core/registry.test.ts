@@ -141,7 +141,9 @@ describe("registry", () => {
     // Line 3 (gamma's bind): one byte of its JSON changed, so its checksum fails.
     lines[2] = lines[2].replace('"gamma"', '"gamm@"');
     // Line 5: a record with a good checksum but not a binding.
-    lines[4] = Buffer.from(encodeRecord({ op: "bind", key: "x" } as unknown as CatalogEvent), "utf8").toString("latin1").trimEnd();
+    lines[4] = Buffer.from(encodeRecord({ op: "bind", key: "x" } as unknown as CatalogEvent), "utf8")
+      .toString("latin1")
+      .trimEnd();
     const dir = freshDir();
     fs.writeFileSync(path.join(dir, REGISTRY_FILE), Buffer.from(lines.join("\n"), "latin1"));
     withRegistry(dir, (r, problems) => {

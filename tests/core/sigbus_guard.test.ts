@@ -11,12 +11,16 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Worker } from "node:worker_threads";
-import { CommandError } from "../../core/errors.ts";
 import { replyOf } from "../helpers/command_error.ts";
 import { PAGE_SIZE } from "../../core/libc.ts";
 import { MappedFile, type MapOptions } from "../../core/mapped_file.ts";
 import {
-  guardMapping, mappingFaulted, releaseMapping, sigbusFaultCount, sigbusGuardHandle, sigbusGuardStatus,
+  guardMapping,
+  mappingFaulted,
+  releaseMapping,
+  sigbusFaultCount,
+  sigbusGuardHandle,
+  sigbusGuardStatus,
 } from "../../core/sigbus_guard.ts";
 
 const CORE = path.resolve(import.meta.dir, "../../core");
@@ -53,7 +57,6 @@ function valueAt(file: MappedFile, index: number): number {
   file.locate(index * 8);
   return file.view.getFloat64(file.at, true);
 }
-
 
 describe("the guard", () => {
   test("is installed on the main thread and hands out a handle for workers", () => {

@@ -12,7 +12,8 @@
  */
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import fs from "node:fs";
-import { RawClient, call, startServer, tempDir, writeRawFile, type TestServer } from "../helpers/server.ts";
+import { call, RespClient } from "../../bench/resp_client.ts";
+import { startServer, tempDir, type TestServer, writeRawFile } from "../helpers/server.ts";
 import { checkKeys, KeyModel, KINDS, seededRandom, WriterClient } from "./workload.ts";
 
 setDefaultTimeout(90_000);
@@ -23,7 +24,7 @@ const CLIENTS = 3;
 async function setUp(server: TestServer, r: () => number): Promise<{ models: KeyModel[]; perClient: KeyModel[][] }> {
   const perClient: KeyModel[][] = [];
   const models: KeyModel[] = [];
-  const c = await RawClient.connect(server.port);
+  const c = await RespClient.connect(server.port);
   try {
     for (let client = 0; client < CLIENTS; client++) {
       const keys: KeyModel[] = [];
@@ -69,7 +70,13 @@ interface RoundsOutcome {
  * Runs `rounds` crash rounds on one directory: load for a seeded `loadMs`, SIGKILL, restart,
  * check. Writes acknowledged more than `graceMs` before the kill must be there (0: all).
  */
-async function crashRounds(fsync: string, rounds: number, firstSeed: number, loadMs: [number, number], graceMs: number): Promise<RoundsOutcome> {
+async function crashRounds(
+  fsync: string,
+  rounds: number,
+  firstSeed: number,
+  loadMs: [number, number],
+  graceMs: number,
+): Promise<RoundsOutcome> {
   const dir = tempDir("mmapd-kill9-");
   const args = ["--fsync", fsync, "--workers", "2"];
   const outcome: RoundsOutcome = { rounds: 0, ackedWritesChecked: 0, lostAfterCutoff: 0, acknowledged: 0, keys: 0 };
@@ -89,7 +96,7 @@ async function crashRounds(fsync: string, rounds: number, firstSeed: number, loa
       // A read-only new key needs its file first; it is bound by a separate client call below.
       for (const m of models.filter((m) => !m.writable && m.boundAt === null)) {
         fs.writeFileSync(`${dir}/${m.path}`, new Uint8Array(0));
-        const c = await RawClient.connect(server.port);
+        const c = await RespClient.connect(server.port);
         expect(await call(c, ...m.mmapArgs())).toBe(0n);
         m.boundAt = performance.now();
         c.close();
@@ -122,7 +129,9 @@ async function crashRounds(fsync: string, rounds: number, firstSeed: number, loa
 describe("kill -9 under load", () => {
   test("fsync always: 20 rounds, every acknowledged binding and write is back after each", async () => {
     const outcome = await crashRounds("always", 20, 1000, [250, 900], 0);
-    console.log(`fsync always: ${outcome.rounds} crash rounds, ${outcome.keys} keys, ${outcome.acknowledged} acknowledged commands, ${outcome.ackedWritesChecked} acknowledged writes checked, 0 lost`);
+    console.log(
+      `fsync always: ${outcome.rounds} crash rounds, ${outcome.keys} keys, ${outcome.acknowledged} acknowledged commands, ${outcome.ackedWritesChecked} acknowledged writes checked, 0 lost`,
+    );
     expect(outcome.rounds).toBe(20);
     expect(outcome.ackedWritesChecked).toBeGreaterThan(1000);
     expect(outcome.lostAfterCutoff).toBe(0);
@@ -130,7 +139,9 @@ describe("kill -9 under load", () => {
 
   test("fsync everysec: 2 rounds, bindings intact and writes older than 2 s all there", async () => {
     const outcome = await crashRounds("everysec", 2, 5000, [2500, 3000], 2000);
-    console.log(`fsync everysec: ${outcome.rounds} crash rounds, ${outcome.ackedWritesChecked} acknowledged writes checked, ${outcome.lostAfterCutoff} acknowledged in the last 2 s lost`);
+    console.log(
+      `fsync everysec: ${outcome.rounds} crash rounds, ${outcome.ackedWritesChecked} acknowledged writes checked, ${outcome.lostAfterCutoff} acknowledged in the last 2 s lost`,
+    );
     expect(outcome.rounds).toBe(2);
     expect(outcome.ackedWritesChecked).toBeGreaterThan(1000);
   });

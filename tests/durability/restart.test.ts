@@ -1,15 +1,20 @@
 /**
  * Bindings and values across clean restarts and damage found at start: SHUTDOWN, SHUTDOWN
  * NOSAVE and SIGTERM bring back every key of every type with identical values; a bound file
- * deleted while the server was down is reported and never recreated; a torn or corrupt
- * registry still lets the server start with its intact records; one data directory serves one
- * server at a time; a restart with 10,000 bindings is timed.
+ * deleted while the server was down is reported and never recreated, and its key answers why
+ * (through redis-cli, node-redis and ioredis) until DEL forgets it or MMAP binds it again once the
+ * file is back; a torn or corrupt registry still lets the server start with its intact records;
+ * one data directory serves one server at a time; a restart with 10,000 bindings is timed.
  */
-import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { spawnSync } from "bun";
 import fs from "node:fs";
 import path from "node:path";
+import Redis from "ioredis";
+import { createClient } from "redis";
 import { encodeRecord, REGISTRY_FILE } from "../../core/registry.ts";
-import { call, RawClient, ReplyError, resp, startServer, tempDir, type Reply, type TestServer } from "../helpers/server.ts";
+import { call, ErrorReply, type Reply, resp, RespClient } from "../../bench/resp_client.ts";
+import { hasTool, startServer, tempDir, type TestServer } from "../helpers/server.ts";
 import { encodeFile, TYPE_CASES } from "../commands/type_cases.ts";
 
 setDefaultTimeout(60_000);
@@ -26,8 +31,8 @@ function freshDir(): string {
 }
 
 /** Runs `body` with a client on `server`, closing it after. */
-async function withClient<T>(server: TestServer, body: (c: RawClient) => Promise<T>): Promise<T> {
-  const c = await RawClient.connect(server.port);
+async function withClient<T>(server: TestServer, body: (c: RespClient) => Promise<T>): Promise<T> {
+  const c = await RespClient.connect(server.port);
   try {
     return await body(c);
   } finally {
@@ -49,7 +54,11 @@ async function rawValues(server: TestServer, key: string, proto: 2 | 3): Promise
 async function snapshot(server: TestServer, keys: string[]): Promise<Map<string, unknown>> {
   const out = new Map<string, unknown>();
   for (const key of keys) {
-    const info = await withClient(server, async (c) => [await call(c, "VTYPE", key), await call(c, "VSIZE", key), await call(c, "VINFO", key)]);
+    const info = await withClient(server, async (c) => [
+      await call(c, "VTYPE", key),
+      await call(c, "VSIZE", key),
+      await call(c, "VINFO", key),
+    ]);
     const [resp2, resp3] = [await rawValues(server, key, 2), await rawValues(server, key, 3)];
     out.set(key, { info: stringify(info), resp2, resp3 });
   }
@@ -57,7 +66,7 @@ async function snapshot(server: TestServer, keys: string[]): Promise<Map<string,
 }
 
 function stringify(reply: Reply): string {
-  return JSON.stringify(reply, (_k, v) => (typeof v === "bigint" ? `${v}n` : v instanceof ReplyError ? `-${v.message}` : v));
+  return JSON.stringify(reply, (_k, v) => (typeof v === "bigint" ? `${v}n` : v instanceof ErrorReply ? `-${v.message}` : v));
 }
 
 /** Waits for the process to exit after a command that ends it; returns the exit code. */
@@ -98,7 +107,7 @@ describe("clean restarts", () => {
       for (const how of ["SHUTDOWN", "SHUTDOWN NOSAVE", "SIGTERM"]) {
         if (how === "SIGTERM") expect(await server.stop()).toBe(0);
         else {
-          const c = await RawClient.connect(server.port);
+          const c = await RespClient.connect(server.port);
           c.write(resp(...how.split(" ")));
           expect(await c.waitClosed()).toBe(true);
           expect(await exitCode(server)).toBe(0);
@@ -113,7 +122,10 @@ describe("clean restarts", () => {
       for (const t of TYPE_CASES) {
         const inputs = t.samples.map((s) => s.input);
         const expected = encodeFile(t, [inputs[inputs.length - 1], ...inputs.slice(1)]);
-        expect({ type: t.name, bytes: [...fs.readFileSync(path.join(dir, `${t.name}.w`))] }).toEqual({ type: t.name, bytes: [...expected] });
+        expect({ type: t.name, bytes: [...fs.readFileSync(path.join(dir, `${t.name}.w`))] }).toEqual({
+          type: t.name,
+          bytes: [...expected],
+        });
       }
     } finally {
       await server.stop();
@@ -170,7 +182,9 @@ describe("damage found at start", () => {
       const kept = [7n];
       for (let restart = 0; restart < 2; restart++) {
         server = await startServer({ dir, args: ["--workers", "2"] });
-        expect(server.output()).toMatch(/Binding of key 'gone' not restored on shard \d: ERR cannot open 'gone\.f64': No such file or directory/);
+        expect(server.output()).toMatch(
+          /Binding of key 'gone' not restored on shard \d: ERR cannot open 'gone\.f64': No such file or directory/,
+        );
         await withClient(server, async (c) => {
           const info = (await call(c, "INFO", "persistence")) as string;
           expect(info).toContain("bindings_failed:1\r\n");
@@ -178,8 +192,13 @@ describe("damage found at start", () => {
           expect(await call(c, "VALL", "kept")).toEqual(kept);
           expect(await call(c, "VADD", "kept", String(8 + restart))).toBe(1n);
           kept.push(BigInt(8 + restart));
-          expect(await call(c, "VGET", "gone", "0")).toEqual(new ReplyError("ERR You must do MMAP first"));
-          expect(await call(c, "VADD", "gone", "3")).toEqual(new ReplyError("ERR You must do MMAP first"));
+          // The key stays, answering why and how to recover (issue #11).
+          const failed =
+            "ERR binding of 'gone' failed at start: cannot open 'gone.f64': No such file or directory; MMAP it again or DEL it";
+          expect(await call(c, "VGET", "gone", "0")).toEqual(new ErrorReply(failed));
+          expect(await call(c, "VADD", "gone", "3")).toEqual(new ErrorReply(failed));
+          expect(await call(c, "EXISTS", "gone")).toBe(1n);
+          expect(await call(c, "DBSIZE")).toBe(2n);
         });
         expect(fs.existsSync(path.join(dir, "gone.f64"))).toBe(false);
         // Still registered: it is tried again at the next start (the file may come back from a backup).
@@ -189,7 +208,7 @@ describe("damage found at start", () => {
 
       // DEL forgets the binding for good.
       await withClient(server, async (c) => {
-        expect(await call(c, "DEL", "gone")).toBe(0n);
+        expect(await call(c, "DEL", "gone")).toBe(1n);
         expect((await call(c, "INFO", "persistence")) as string).toContain("bindings_failed:0\r\n");
       });
       expect(await server.stop()).toBe(0);
@@ -230,7 +249,7 @@ describe("damage found at start", () => {
       expect(out).toContain("kept as bindings.log.damaged");
       await withClient(server, async (c) => {
         for (const k of ["a", "c", "d"]) expect(await call(c, "VALL", k)).toEqual([BigInt(k.charCodeAt(0))]);
-        for (const k of ["b", "e"]) expect(await call(c, "VALL", k)).toEqual(new ReplyError("ERR You must do MMAP first"));
+        for (const k of ["b", "e"]) expect(await call(c, "VALL", k)).toEqual(new ErrorReply("ERR You must do MMAP first"));
         expect(await call(c, "DBSIZE")).toBe(3n);
         // A lost binding is bound again by hand, over its intact file.
         expect(await call(c, "MMAP", "e", "e.u8", "uint8", "WRITABLE")).toBe(1n);
@@ -243,6 +262,105 @@ describe("damage found at start", () => {
     } finally {
       await server.stop();
       server.cleanup();
+    }
+  });
+});
+
+describe("a failed binding through clients, across restarts", () => {
+  const failedY = "ERR binding of 'y' failed at start: cannot open 'y.f64': No such file or directory; MMAP it again or DEL it";
+  const haveCli = hasTool("redis-cli");
+  let server: TestServer;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = freshDir();
+    server = await startServer({ dir, args: ["--workers", "2"] });
+    const c = new Redis({ port: server.port, lazyConnect: true });
+    await c.connect();
+    expect(await c.call("MMAP", "y", "y.f64")).toBe(0);
+    expect(await c.call("VADD", "y", "1", "2")).toBe(2);
+    expect(await c.call("MMAP", "kept", "kept.i16", "int16", "WRITABLE")).toBe(0);
+    await c.quit();
+    expect(await server.stop()).toBe(0);
+    fs.rmSync(path.join(dir, "y.f64"));
+    server = await startServer({ dir, args: ["--workers", "2"] });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  test.skipIf(!haveCli)("redis-cli: the failed binding's error, and every count agrees", () => {
+    const cli = (...args: string[]) => spawnSync(["redis-cli", "-p", String(server.port), ...args]).stdout.toString();
+    expect(server.output()).toContain("Binding of key 'y' not restored");
+    expect(cli("VGET", "y", "0")).toBe(`${failedY}\n\n`);
+    expect(cli("EXISTS", "y")).toBe("1\n");
+    expect(cli("DBSIZE")).toBe("2\n");
+    expect(cli("TYPE", "y")).toBe("list\n");
+    expect(cli("KEYS", "*").split("\n").sort()).toEqual(["", "kept", "y"]);
+    expect(cli("--scan").split("\n").sort()).toEqual(["", "kept", "y"]);
+    expect(cli("INFO", "keyspace")).toContain("db0:keys=2,expires=0,avg_ttl=0");
+    expect(cli("INFO", "persistence")).toContain("bindings_failed:1\r\n");
+    expect(cli("VINFO", "y")).toContain("failed\ncannot open 'y.f64': No such file or directory\n");
+  });
+
+  test("node-redis (RESP3) sees the same; DEL answers 1 and forgets it for good", async () => {
+    const client = createClient({ socket: { host: "127.0.0.1", port: server.port, reconnectStrategy: false }, RESP: 3 });
+    await client.connect();
+    try {
+      await expect(client.sendCommand(["VALL", "y"])).rejects.toThrow(failedY);
+      expect<unknown>(await client.sendCommand(["EXISTS", "y", "kept"])).toBe(2);
+      expect<unknown>(await client.sendCommand(["DEL", "y"])).toBe(1);
+      expect<unknown>(await client.sendCommand(["EXISTS", "y"])).toBe(0);
+      expect<unknown>(await client.sendCommand(["DBSIZE"])).toBe(1);
+      expect(String(await client.sendCommand(["INFO", "persistence"]))).toContain("bindings_failed:0\r\n");
+      expect(String(await client.sendCommand(["INFO", "keyspace"]))).toContain("db0:keys=1,");
+      await expect(client.sendCommand(["VALL", "y"])).rejects.toThrow("ERR You must do MMAP first");
+    } finally {
+      await client.close();
+    }
+    expect(await server.stop()).toBe(0);
+    server = await startServer({ dir, args: ["--workers", "2"] });
+    expect(server.output()).not.toContain("not restored");
+  });
+
+  test("ioredis: MMAP again recovers a binding whose file came back", async () => {
+    const c = new Redis({ port: server.port, lazyConnect: true });
+    await c.connect();
+    try {
+      expect(await c.call("MMAP", "back", "back.u8", "uint8", "WRITABLE")).toBe(0);
+      expect(await c.call("VADD", "back", "9")).toBe(1);
+      await c.call("SAVE");
+      fs.copyFileSync(path.join(dir, "back.u8"), path.join(dir, "back.u8.saved"));
+      await c.quit();
+    } catch (e) {
+      c.disconnect();
+      throw e;
+    }
+    expect(await server.stop()).toBe(0);
+    fs.rmSync(path.join(dir, "back.u8"));
+    server = await startServer({ dir, args: ["--workers", "2"] });
+    const d = new Redis({ port: server.port, lazyConnect: true });
+    await d.connect();
+    try {
+      await expect(d.call("VGET", "back", "0")).rejects.toThrow("ERR binding of 'back' failed at start: cannot open 'back.u8'");
+      fs.renameSync(path.join(dir, "back.u8.saved"), path.join(dir, "back.u8"));
+      expect(await d.call("MMAP", "back", "back.u8", "uint8", "WRITABLE")).toBe(1);
+      expect(await d.call("VGET", "back", "0")).toBe(9);
+      expect(await d.call("INFO", "persistence")).toContain("bindings_failed:0\r\n");
+      // The binding in place is named, and what differs.
+      expect(await d.call("MMAP", "back", "back.u8", "uint8", "WRITABLE")).toBe(1);
+      await expect(d.call("MMAP", "back", "back.u8", "int8", "WRITABLE")).rejects.toThrow(
+        "ERR key 'back' is already bound as uint8 (1 byte, writable) to 'back.u8'; DEL it first to bind it as int8",
+      );
+      // The type before the file's writer (the main thread checks the writer first for other keys).
+      await expect(d.call("MMAP", "other", "back.u8", "bogus")).rejects.toThrow("ERR value_type must be");
+      await expect(d.call("MMAP", "other", "back.u8", "string")).rejects.toThrow(
+        "ERR invalid value_size: string needs a size from 1 to 255",
+      );
+      await expect(d.call("MMAP", "other", "back.u8", "uint8")).rejects.toThrow("ERR file is already bound writable to key 'back'");
+    } finally {
+      await d.quit();
     }
   });
 });
@@ -268,7 +386,7 @@ describe("restart time", () => {
         expect((await call(c, "INFO", "persistence")) as string).toContain("bindings_failed:0\r\n");
         for (const i of [0, 1, 4999, 9998, 9999]) {
           expect(await call(c, "VALL", `key:${i}`)).toEqual(["1.5", "2.5", "3.5"]);
-          expect(await call(c, "VADD", `key:${i}`, "4")).toEqual(i % 2 === 0 ? 1n : new ReplyError("ERR The file is not writable"));
+          expect(await call(c, "VADD", `key:${i}`, "4")).toEqual(i % 2 === 0 ? 1n : new ErrorReply("ERR The file is not writable"));
         }
       });
     } finally {

@@ -5,18 +5,15 @@
  * acknowledged write is lost, and the other shard's clients see nothing at all.
  */
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { hashSlot } from "../../core/slots.ts";
-import { call, RawClient, ReplyError, startServer } from "../helpers/server.ts";
+import { call, ErrorReply, RespClient } from "../../bench/resp_client.ts";
+import { shardOfKey, startServer } from "../helpers/server.ts";
 import { checkKeys, KeyModel, KINDS, seededRandom, WriterClient } from "./workload.ts";
 
 setDefaultTimeout(60_000);
 
 const SHARDS = 2;
 
-function shardOf(key: string): number {
-  const bytes = Buffer.from(key);
-  return hashSlot(bytes, 0, bytes.length) % SHARDS;
-}
+const shardOf = (key: string) => shardOfKey(key, SHARDS);
 
 /** `count` keys of the given shard, each of another type. */
 function keysOn(shard: number, count: number, prefix: string): KeyModel[] {
@@ -42,13 +39,15 @@ describe("a shard worker dies under load", () => {
       try {
         const crashed = keysOn(0, 4, "crash:");
         const bystanders = keysOn(1, 4, "calm:");
-        const admin = await RawClient.connect(server.port);
+        const admin = await RespClient.connect(server.port);
         for (const m of [...crashed, ...bystanders]) {
           expect(await call(admin, ...m.mmapArgs())).toBe(0n);
           m.boundAt = -Infinity;
         }
         const restartError = /^ERR shard 0 restarted \(crash requested by DEBUG CRASH-SHARD\); command not executed or not acknowledged$/;
-        const victims = [0, 1].map((i) => new WriterClient(server.port, crashed.slice(2 * i, 2 * i + 2), [], seededRandom(70 + i), 32, restartError));
+        const victims = [0, 1].map(
+          (i) => new WriterClient(server.port, crashed.slice(2 * i, 2 * i + 2), [], seededRandom(70 + i), 32, restartError),
+        );
         const calm = [0, 1].map((i) => new WriterClient(server.port, bystanders.slice(2 * i, 2 * i + 2), [], seededRandom(80 + i), 32));
         await Bun.sleep(300);
         const ackedBefore = victims.reduce((n, c) => n + c.acknowledged, 0);
@@ -88,7 +87,9 @@ describe("a shard worker dies under load", () => {
         expect(ackedAgain).toBeGreaterThan(0);
         const recheck = await checkKeys(server.port, models, Infinity);
         expect(recheck.failures).toEqual([]);
-        console.log(`fsync ${fsync}: shard 0 acknowledged ${ackedBefore} commands before the crash and ${ackedAfter - ackedBefore} after it, ${failedInFlight} in flight were answered with the restart error, then ${ackedAgain} more on the new worker; shard 1 acknowledged ${calm.reduce((n, c) => n + c.acknowledged, 0)}, none failed; ${check.ackedWritesChecked + recheck.ackedWritesChecked} acknowledged writes checked, 0 lost`);
+        console.log(
+          `fsync ${fsync}: shard 0 acknowledged ${ackedBefore} commands before the crash and ${ackedAfter - ackedBefore} after it, ${failedInFlight} in flight were answered with the restart error, then ${ackedAgain} more on the new worker; shard 1 acknowledged ${calm.reduce((n, c) => n + c.acknowledged, 0)}, none failed; ${check.ackedWritesChecked + recheck.ackedWritesChecked} acknowledged writes checked, 0 lost`,
+        );
         // SAVE reaches the new worker too.
         expect(await call(admin, "SAVE")).toBe("OK");
         admin.close();
@@ -102,21 +103,28 @@ describe("a shard worker dies under load", () => {
   test("a crash while the server's own requests are in flight: SAVE still answers", async () => {
     const server = await startServer({ args: ["--workers", String(SHARDS), "--enable-debug-command", "--fsync", "no"] });
     try {
-      const c = await RawClient.connect(server.port);
+      const c = await RespClient.connect(server.port);
       const [m] = keysOn(0, 1, "k");
       expect(await call(c, ...m.mmapArgs())).toBe(0n);
       // Pipelined: the crash and SAVE race on shard 0; whichever wins, SAVE gets an answer.
       const replies: unknown[] = [];
       for (let round = 0; round < 5; round++) {
-        c.write(Buffer.concat([Buffer.from("*3\r\n$5\r\nDEBUG\r\n$11\r\nCRASH-SHARD\r\n$1\r\n0\r\n"), Buffer.from("*1\r\n$4\r\nSAVE\r\n")]));
+        c.write(
+          Buffer.concat([Buffer.from("*3\r\n$5\r\nDEBUG\r\n$11\r\nCRASH-SHARD\r\n$1\r\n0\r\n"), Buffer.from("*1\r\n$4\r\nSAVE\r\n")]),
+        );
         const bytes = await within(c.readReplies(2), 15_000, "SAVE after a crash");
         replies.push(bytes.toString("latin1"));
         // Let the worker come back before the next round.
-        for (let tries = 0; tries < 100 && !((await call(c, "INFO", "stats")) as string).includes(`shard_restarts:${round + 1}\r\n`); tries++) await Bun.sleep(20);
+        for (
+          let tries = 0;
+          tries < 100 && !((await call(c, "INFO", "stats")) as string).includes(`shard_restarts:${round + 1}\r\n`);
+          tries++
+        )
+          await Bun.sleep(20);
       }
       for (const r of replies) expect(r).toMatch(/^\+OK\r\n(\+OK|-ERR shard 0 restarted .*)\r\n$/);
       expect(await call(c, "VADD", m.key, m.kind.zero)).toBe(1n);
-      expect(await call(c, "VGET", "nokey", "0")).toEqual(new ReplyError("ERR You must do MMAP first"));
+      expect(await call(c, "VGET", "nokey", "0")).toEqual(new ErrorReply("ERR You must do MMAP first"));
       c.close();
     } finally {
       await server.stop();

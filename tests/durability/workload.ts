@@ -10,10 +10,9 @@
  * acknowledged, and the check accepts exactly the values that such a prefix can leave.
  */
 import net from "node:net";
-import { call, decodeReply, RawClient, ReplyError, resp, type Reply } from "../helpers/server.ts";
+import { call, decodeReply, ErrorReply, type Reply, resp, RespClient } from "../../bench/resp_client.ts";
 import { seededRandom } from "../helpers/random.ts";
 export { seededRandom };
-
 
 const between = (r: () => number, min: number, max: number) => min + Math.floor(r() * (max - min + 1));
 const bits64 = (r: () => number) => (BigInt(between(r, 0, 0xffffffff)) << 32n) | BigInt(between(r, 0, 0xffffffff));
@@ -57,7 +56,13 @@ export const KINDS: ValueKind[] = [
   integer("uint16", 0, 65535),
   integer("int32", -2147483648, 2147483647),
   integer("uint32", 0, 4294967295),
-  { type: "int64", mmapArgs: ["int64"], zero: "0", random: (r) => BigInt.asIntN(64, bits64(r)).toString(), canonical: (t) => BigInt(t).toString() },
+  {
+    type: "int64",
+    mmapArgs: ["int64"],
+    zero: "0",
+    random: (r) => BigInt.asIntN(64, bits64(r)).toString(),
+    canonical: (t) => BigInt(t).toString(),
+  },
   { type: "uint64", mmapArgs: ["uint64"], zero: "0", random: (r) => bits64(r).toString(), canonical: (t) => BigInt(t).toString() },
   fraction("float", 4, 4_000_000),
   fraction("double", 1024, 2_000_000_000),
@@ -162,7 +167,7 @@ function mmapOp(m: KeyModel): Op {
 }
 
 function describe(reply: Reply): string {
-  return reply instanceof ReplyError ? `-${reply.message}` : JSON.stringify(reply, (_k, v) => (typeof v === "bigint" ? String(v) : v));
+  return reply instanceof ErrorReply ? `-${reply.message}` : JSON.stringify(reply, (_k, v) => (typeof v === "bigint" ? String(v) : v));
 }
 
 /**
@@ -221,7 +226,7 @@ export class WriterClient {
         this.errors.push(`reply with no command: ${describe(decoded.reply)}`);
         continue;
       }
-      if (decoded.reply instanceof ReplyError && this.isTolerated(op, decoded.reply.message)) {
+      if (decoded.reply instanceof ErrorReply && this.isTolerated(op, decoded.reply.message)) {
         this.tolerated++;
         op.onUnanswered?.();
         continue;
@@ -271,7 +276,10 @@ export class WriterClient {
       if (second !== first && r() < 0.5) pairs.push([second, m.kind.random(r)]);
       return vsetOp(m, pairs);
     }
-    return vaddOp(m, Array.from({ length: between(r, 1, 3) }, () => m.kind.random(r)));
+    return vaddOp(
+      m,
+      Array.from({ length: between(r, 1, 3) }, () => m.kind.random(r)),
+    );
   }
 }
 
@@ -295,12 +303,12 @@ export interface CheckResult {
  */
 export async function checkKeys(port: number, models: KeyModel[], cutoff: number): Promise<CheckResult> {
   const result: CheckResult = { keys: 0, ackedWritesChecked: 0, lostAfterCutoff: 0, failures: [] };
-  const c = await RawClient.connect(port);
+  const c = await RespClient.connect(port);
   try {
     const survivors: KeyModel[] = [];
     for (const m of models) {
       const info = await call(c, "VINFO", m.key);
-      if (info instanceof ReplyError) {
+      if (info instanceof ErrorReply) {
         if (m.boundAt === null && info.message === "ERR You must do MMAP first") continue;
         result.failures.push(`${m.key}: binding lost (${info.message})`);
         continue;
@@ -320,7 +328,12 @@ export async function checkKeys(port: number, models: KeyModel[], cutoff: number
         result.failures.push(`${m.key}: VALL replied ${describe(all)}`);
         continue;
       }
-      checkValues(m, all.map((v) => m.kind.canonical(typeof v === "bigint" ? v.toString() : String(v))), cutoff, result);
+      checkValues(
+        m,
+        all.map((v) => m.kind.canonical(typeof v === "bigint" ? v.toString() : String(v))),
+        cutoff,
+        result,
+      );
     }
     models.length = 0;
     models.push(...survivors);
@@ -356,7 +369,8 @@ function checkValues(m: KeyModel, actual: string[], cutoff: number, result: Chec
   for (let at = 0; at < m.slots.length; at++) {
     const writes = m.slots[at];
     if (at >= unsure) {
-      if (at < actual.length && !sentPastUnsure.has(actual[at])) result.failures.push(`${m.key}[${at}]: ${JSON.stringify(actual[at])} was never sent`);
+      if (at < actual.length && !sentPastUnsure.has(actual[at]))
+        result.failures.push(`${m.key}[${at}]: ${JSON.stringify(actual[at])} was never sent`);
       continue;
     }
     // Acknowledged since the last check (earlier ones were counted then).
@@ -385,7 +399,9 @@ function checkValues(m: KeyModel, actual: string[], cutoff: number, result: Chec
     // A VADD that grew the file and died before writing leaves zeros; only if never durable.
     const acceptable = found >= 0 ? found >= firstAllowed : firstAllowed === -1 && value === kind.canonical(kind.zero);
     if (!acceptable) {
-      result.failures.push(`${m.key}[${at}]: ${JSON.stringify(value)}, expected one of ${JSON.stringify(writes.slice(firstAllowed).map((w) => w.value))}`);
+      result.failures.push(
+        `${m.key}[${at}]: ${JSON.stringify(value)}, expected one of ${JSON.stringify(writes.slice(firstAllowed).map((w) => w.value))}`,
+      );
     } else if (found < lastAcked) result.lostAfterCutoff++;
   }
   // From now on the file's content is the known state.

@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { spawnSync } from "bun";
 import fs from "node:fs";
 import path from "node:path";
-import { call, RawClient, startServer, type TestServer } from "../helpers/server.ts";
+import { call, RespClient } from "../../bench/resp_client.ts";
+import { startServer, type TestServer } from "../helpers/server.ts";
 
 setDefaultTimeout(60_000);
 
@@ -117,7 +118,7 @@ describe("examples/", () => {
   }
 
   test("the examples leave no key bound and remove the file numpy wrote", async () => {
-    const c = await RawClient.connect(server.port);
+    const c = await RespClient.connect(server.port);
     try {
       expect(await call(c, "KEYS", "example:*")).toEqual([]);
     } finally {

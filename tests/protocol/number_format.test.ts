@@ -1,8 +1,7 @@
 // Tests for the number texts used in replies: doubles, float32 values and decimal integers.
 import { describe, expect, test } from "bun:test";
-import { decimalLength, formatDouble, formatFloat32, writeDecimal } from "../../protocol/number_format.ts";
+import { decimalLength, formatDouble, formatFloat32, writeDecimal, writeDigitsBackward } from "../../protocol/number_format.ts";
 import { seededUint32 as seededRandom } from "../helpers/random.ts";
-
 
 const bits = new Uint32Array(1);
 const asFloat = new Float32Array(bits.buffer);
@@ -197,8 +196,23 @@ describe("formatFloat32", () => {
 describe("writeDecimal", () => {
   test("writes the same digits as String() and returns the end", () => {
     const values = [
-      0, 1, 9, 10, 99, 100, 12345, -1, -10, 2147483647, 2147483648, -2147483648, -2147483649,
-      999999999999999, 1000000000000000, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER,
+      0,
+      1,
+      9,
+      10,
+      99,
+      100,
+      12345,
+      -1,
+      -10,
+      2147483647,
+      2147483648,
+      -2147483648,
+      -2147483649,
+      999999999999999,
+      1000000000000000,
+      Number.MAX_SAFE_INTEGER,
+      -Number.MAX_SAFE_INTEGER,
     ];
     const buf = new Uint8Array(32).fill(120);
     for (const n of values) {
@@ -208,6 +222,27 @@ describe("writeDecimal", () => {
       expect(new TextDecoder().decode(buf.subarray(3, end))).toBe(text);
       expect(buf[2]).toBe(120);
     }
+  });
+
+  test("integers of every length, and the digits either side of each power of ten", () => {
+    const next = seededRandom(5);
+    const buf = new Uint8Array(32);
+    const values: number[] = [];
+    for (let p = 1; p <= 1e15; p *= 10) values.push(p - 1, p, p + 1, -p);
+    for (let i = 0; i < 20000; i++) values.push(next() % 2 ** (1 + (i % 32)), Math.floor(next() * 2 ** (i % 22)), -next());
+    for (const n of values) {
+      const end = writeDecimal(buf, 1, n);
+      expect(Buffer.from(buf.subarray(1, end)).toString("latin1")).toBe(String(n));
+      if (n >= 0) expect(decimalLength(n)).toBe(String(n).length);
+    }
+  });
+
+  test("writeDigitsBackward writes exactly `count` digits, leading zeros included", () => {
+    const buf = new Uint8Array(16).fill(120);
+    writeDigitsBackward(buf, 10, 4711, 7);
+    expect(Buffer.from(buf).toString("latin1")).toBe("xxx0004711xxxxxx");
+    writeDigitsBackward(buf, 16, 2147483647, 10);
+    expect(Buffer.from(buf).toString("latin1")).toBe("xxx0002147483647");
   });
 
   test("decimalLength counts digits", () => {

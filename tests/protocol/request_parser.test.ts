@@ -1,5 +1,6 @@
 // Tests for the streaming request parser: framing, splitting at any byte, inline syntax, errors.
 import { describe, expect, test } from "bun:test";
+import { argInt, argIs, argLength, argString, argView, keyString } from "../../core/args.ts";
 import { RequestParser, type ParserLimits } from "../../protocol/request_parser.ts";
 import { seededUint32 as seededRandom } from "../helpers/random.ts";
 
@@ -21,7 +22,7 @@ function resp(...args: string[]): string {
 function argsOf(p: RequestParser): string[] {
   const args: string[] = [];
   for (let i = 0; i < p.argc; i++) {
-    args.push(Buffer.from(p.buf.buffer, p.buf.byteOffset + p.argStart[i]!, p.argLength(i)).toString("latin1"));
+    args.push(Buffer.from(p.buf.buffer, p.buf.byteOffset + p.argStart[i]!, argLength(p, i)).toString("latin1"));
   }
   return args;
 }
@@ -73,7 +74,6 @@ function parseWhole(input: Uint8Array | string, limits?: Partial<ParserLimits>):
   drain(p, out);
   return out;
 }
-
 
 /** A pipeline of `count` commands mixing binary bulks, inline lines and skipped frames. */
 function makePipeline(count: number, seed: number): { input: Uint8Array; expected: string[][]; inline: boolean[] } {
@@ -184,9 +184,7 @@ describe("RESP arrays", () => {
   });
 
   test("every split point of a pipeline gives the same commands", () => {
-    const input = bytes(
-      resp("SET", "k\r\n", "\x00\xff\r\n$3\r\n") + "PING \"a b\"\r\n" + "*0\r\n" + resp("", "x".repeat(40)) + resp("Q"),
-    );
+    const input = bytes(resp("SET", "k\r\n", "\x00\xff\r\n$3\r\n") + 'PING "a b"\r\n' + "*0\r\n" + resp("", "x".repeat(40)) + resp("Q"));
     const expected = parseWhole(input);
     expect(expected.commands).toEqual([["SET", "k\r\n", "\x00\xff\r\n$3\r\n"], ["PING", "a b"], ["", "x".repeat(40)], ["Q"]]);
     for (let a = 0; a <= input.length; a++) {
@@ -240,10 +238,10 @@ describe("RESP arrays", () => {
         const r = p.next();
         expect(r).not.toBe(-1);
         if (r !== 1) break;
-        seen.push(p.argString(0));
+        seen.push(argString(p, 0));
         if (p.argc === 3) {
-          expect(p.argString(1)).toBe("big");
-          expect(p.argLength(2)).toBe(size);
+          expect(argString(p, 1)).toBe("big");
+          expect(argLength(p, 2)).toBe(size);
           value = p.buf.subarray(p.argStart[2]!, p.argEnd[2]!);
           expect(Buffer.compare(value, input.subarray(head.length, head.length + size))).toBe(0);
         }
@@ -321,7 +319,10 @@ describe("RESP arrays", () => {
   test("argument arrays grow for many arguments and are reused", () => {
     const args = Array.from({ length: 1000 }, (_, i) => String(i));
     const out = parseWhole(resp("DEL", ...args) + resp("GET", "x"));
-    expect(out.commands).toEqual([["DEL", ...args], ["GET", "x"]]);
+    expect(out.commands).toEqual([
+      ["DEL", ...args],
+      ["GET", "x"],
+    ]);
   });
 });
 
@@ -330,7 +331,7 @@ describe("inline commands", () => {
     ["PING\r\n", ["PING"]],
     ["PING\n", ["PING"]],
     ["  GET\t\tkey  \r\n", ["GET", "key"]],
-    ['SET "a b" \'c d\'\r\n', ["SET", "a b", "c d"]],
+    ["SET \"a b\" 'c d'\r\n", ["SET", "a b", "c d"]],
     ['ECHO "\\n\\r\\t\\b\\a\\\\\\"\\x41\\x7a\\xzz\\q"\r\n', ["ECHO", '\n\r\t\b\x07\\"Azxzzq']],
     ['ECHO "\\x00\\xFF"\n', ["ECHO", "\x00\xff"]],
     ["ECHO 'it\\'s' 'a\\nb' 'x\"y'\r\n", ["ECHO", "it's", "a\\nb", 'x"y']],
@@ -445,7 +446,9 @@ describe("protocol errors", () => {
   });
 });
 
-describe("argument helpers", () => {
+describe("the parser's arguments through core/args.ts", () => {
+  // What commands read the parser's output with: the helpers of core/args.ts, which take any
+  // ArgList (the parser's offsets, or a ring record's in a shard worker).
   function parsed(...args: string[]): RequestParser {
     const p = new RequestParser();
     p.feed(bytes(resp(...args)));
@@ -455,30 +458,65 @@ describe("argument helpers", () => {
 
   test("argIs compares ASCII case-insensitively", () => {
     const p = parsed("GeT", "gets", "[", "EX", "");
-    expect(p.argIs(0, "get")).toBe(true);
-    expect(p.argIs(0, "set")).toBe(false);
-    expect(p.argIs(1, "get")).toBe(false);
-    expect(p.argIs(2, "{")).toBe(false);
-    expect(p.argIs(2, "[")).toBe(true);
-    expect(p.argIs(3, "ex")).toBe(true);
-    expect(p.argIs(4, "")).toBe(true);
+    expect(argIs(p, 0, "get")).toBe(true);
+    expect(argIs(p, 0, "set")).toBe(false);
+    expect(argIs(p, 1, "get")).toBe(false);
+    expect(argIs(p, 2, "{")).toBe(false);
+    expect(argIs(p, 2, "[")).toBe(true);
+    expect(argIs(p, 3, "ex")).toBe(true);
+    expect(argIs(p, 4, "")).toBe(true);
   });
 
-  test("argInt reads decimal integers within 2^53", () => {
+  test("argInt reads decimal integers within 2^53, with an optional sign", () => {
     const texts = [
-      "123", "-45", "007", "-0", "0", "", "-", "+1", "1.5", " 1", "1 ", "1e3",
-      "9007199254740991", "9007199254740992", "-9007199254740991", "00000000000000000000000001", "99999999999999999999",
+      "123",
+      "-45",
+      "007",
+      "-0",
+      "0",
+      "",
+      "-",
+      "+1",
+      "1.5",
+      " 1",
+      "1 ",
+      "1e3",
+      "9007199254740991",
+      "9007199254740992",
+      "-9007199254740991",
+      "00000000000000000000000001",
+      "99999999999999999999",
+      "+",
+      "+-1",
     ];
     const p = parsed(...texts);
-    const values = texts.map((_, i) => p.argInt(i));
+    const values = texts.map((_, i) => argInt(p, i));
     expect(values).toEqual([
-      123, -45, 7, 0, 0, NaN, NaN, NaN, NaN, NaN, NaN, NaN,
-      9007199254740991, NaN, -9007199254740991, 1, NaN,
+      123,
+      -45,
+      7,
+      -0,
+      0,
+      NaN,
+      NaN,
+      1,
+      NaN,
+      NaN,
+      NaN,
+      NaN,
+      9007199254740991,
+      NaN,
+      -9007199254740991,
+      1,
+      NaN,
+      NaN,
+      NaN,
     ]);
-    expect(Object.is(p.argInt(3), 0)).toBe(true);
+    // "-0" is zero (its sign is kept; every caller compares it as a number).
+    expect(argInt(p, 3) === 0).toBe(true);
   });
 
-  test("argLength, argString and argBytes", () => {
+  test("argLength, argString, argView and keyString", () => {
     const p = new RequestParser();
     const utf8 = encoder.encode("héllo");
     const head = bytes("*2\r\n$3\r\nkey\r\n$6\r\n");
@@ -488,13 +526,12 @@ describe("argument helpers", () => {
     chunk.set(bytes("\r\n"), head.length + utf8.length);
     p.feed(chunk);
     expect(p.next()).toBe(1);
-    expect(p.argLength(0)).toBe(3);
-    expect(p.argLength(1)).toBe(6);
-    expect(p.argString(1)).toBe("héllo");
-    const copy = p.argBytes(1);
-    expect(copy).toEqual(utf8);
-    chunk.fill(0);
-    expect(copy).toEqual(utf8);
+    expect(argLength(p, 0)).toBe(3);
+    expect(argLength(p, 1)).toBe(6);
+    expect(argString(p, 1)).toBe("héllo");
+    expect(argView(p, 1)).toEqual(utf8);
+    // A key keeps its bytes: one latin1 char per byte.
+    expect(keyString(p, 1)).toBe(Buffer.from(utf8).toString("latin1"));
   });
 
   test("helpers work on inline commands", () => {
@@ -502,8 +539,8 @@ describe("argument helpers", () => {
     p.feed(bytes('INCRBY "counter" -12\r\n'));
     expect(p.next()).toBe(1);
     expect(p.inline).toBe(true);
-    expect(p.argIs(0, "incrby")).toBe(true);
-    expect(p.argString(1)).toBe("counter");
-    expect(p.argInt(2)).toBe(-12);
+    expect(argIs(p, 0, "incrby")).toBe(true);
+    expect(argString(p, 1)).toBe("counter");
+    expect(argInt(p, 2)).toBe(-12);
   });
 });

@@ -2,26 +2,28 @@
  * Authentication and protected mode through a real server: with --requirepass every data command
  * answers NOAUTH until AUTH (or HELLO ... AUTH) succeeds, a wrong password answers WRONGPASS, and
  * CONFIG SET requirepass applies to new connections; with no password and a non-loopback --bind,
- * clients that do not come from the loopback interface get Redis's DENIED reply and are closed.
+ * clients that do not come from the loopback interface get the DENIED reply (Redis's, naming mmapd's settings) and are closed.
+ * The non-loopback client runs in a network namespace of this machine (tests/helpers/netns.ts).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fs from "node:fs";
-import net from "node:net";
-import os from "node:os";
 import path from "node:path";
 import Redis from "ioredis";
-import { isLoopbackAddress, PROTECTED_MODE_DENIED, refusedByProtectedMode } from "../../server/protected_mode.ts";
-import { RawClient, ReplyError, call, resp, startServer, type TestServer } from "../helpers/server.ts";
+import { call, ErrorReply, resp, RespClient } from "../../bench/resp_client.ts";
+import { parseArgs } from "../../server/config.ts";
+import { PROTECTED_MODE_DENIED, refusedByProtectedMode } from "../../server/protected_mode.ts";
+import { createPeerNamespace, exchange, type PeerNamespace, peerNamespaceUnavailable } from "../helpers/netns.ts";
+import { startServer, type TestServer } from "../helpers/server.ts";
 
-const NOAUTH = new ReplyError("NOAUTH Authentication required.");
-const WRONGPASS = new ReplyError("WRONGPASS invalid username-password pair or user is disabled.");
+const NOAUTH = new ErrorReply("NOAUTH Authentication required.");
+const WRONGPASS = new ErrorReply("WRONGPASS invalid username-password pair or user is disabled.");
 
 describe("--requirepass", () => {
   let server: TestServer;
-  const clients: RawClient[] = [];
+  const clients: RespClient[] = [];
 
-  async function connect(): Promise<RawClient> {
-    const c = await RawClient.connect(server.port);
+  async function connect(): Promise<RespClient> {
+    const c = await RespClient.connect(server.port);
     clients.push(c);
     return c;
   }
@@ -57,7 +59,7 @@ describe("--requirepass", () => {
       expect(await call(c, ...command)).toEqual(NOAUTH);
     }
     // As in Redis, an unknown command is named unknown before authentication is asked for.
-    expect(await call(c, "NOSUCHCOMMAND")).toEqual(new ReplyError("ERR unknown command 'NOSUCHCOMMAND', with args beginning with: "));
+    expect(await call(c, "NOSUCHCOMMAND")).toEqual(new ErrorReply("ERR unknown command 'NOSUCHCOMMAND', with args beginning with: "));
     expect(fs.existsSync(path.join(server.dir, "created.f64"))).toBe(false);
     expect(server.proc.exitCode).toBeNull();
   });
@@ -87,8 +89,8 @@ describe("--requirepass", () => {
   test("HELLO 3 AUTH authenticates and switches protocol; without AUTH it answers NOAUTH", async () => {
     const c = await connect();
     const hello = await call(c, "HELLO", "3");
-    expect(hello).toBeInstanceOf(ReplyError);
-    expect((hello as ReplyError).message).toStartWith("NOAUTH HELLO must be called with the client already authenticated");
+    expect(hello).toBeInstanceOf(ErrorReply);
+    expect((hello as ErrorReply).message).toStartWith("NOAUTH HELLO must be called with the client already authenticated");
     expect(await call(c, "HELLO", "3", "AUTH", "default", "nope")).toEqual(WRONGPASS);
     expect(await call(c, "PING")).toEqual(NOAUTH);
     c.write(resp("HELLO", "3", "AUTH", "default", "s3cret"));
@@ -103,7 +105,14 @@ describe("--requirepass", () => {
     await good.connect();
     expect(await good.call("PING")).toBe("PONG");
     await good.quit();
-    const bad = new Redis({ host: "127.0.0.1", port: server.port, password: "wrong", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const bad = new Redis({
+      host: "127.0.0.1",
+      port: server.port,
+      password: "wrong",
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     const errors: string[] = [];
     bad.on("error", (e: Error) => errors.push(e.message));
     await expect(bad.connect()).rejects.toThrow();
@@ -128,37 +137,13 @@ describe("--requirepass", () => {
     const open = await connect();
     expect(await call(open, "PING")).toBe("PONG");
     expect(await call(open, "AUTH", "x")).toEqual(
-      new ReplyError("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"),
+      new ErrorReply(
+        "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+      ),
     );
     expect(await call(admin, "CONFIG", "SET", "requirepass", "s3cret")).toBe("OK");
   });
 });
-
-/** A non-loopback IPv4 address of this machine, or undefined. */
-function nonLoopbackAddress(): string | undefined {
-  for (const list of Object.values(os.networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === "IPv4" && !a.internal && !isLoopbackAddress(a.address)) return a.address;
-  }
-  return undefined;
-}
-
-/** Connects from `host` (a local address) and returns everything received until the server closes. */
-function exchange(host: string, port: number, send: Buffer): Promise<{ text: string; closed: boolean }> {
-  return new Promise((resolve) => {
-    let text = "";
-    const socket = net.connect({ host, port }, () => socket.write(send));
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve({ text, closed: false });
-    }, 3000);
-    socket.on("data", (d) => (text += d.toString("latin1")));
-    socket.on("error", () => {});
-    socket.on("close", () => {
-      clearTimeout(timer);
-      resolve({ text, closed: true });
-    });
-  });
-}
 
 describe("protected mode", () => {
   test("the decision: no password, a non-loopback bind and a non-loopback client", () => {
@@ -173,35 +158,73 @@ describe("protected mode", () => {
     expect(refusedByProtectedMode({ ...open, bind: "127.0.0.1" }, "192.0.2.7")).toBe(false);
     expect(refusedByProtectedMode({ ...open, bind: "::" }, "192.0.2.7")).toBe(true);
     expect(refusedByProtectedMode({ ...open, bind: "192.0.2.2" }, "192.0.2.7")).toBe(true);
-    expect(PROTECTED_MODE_DENIED).toStartWith("-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user.");
+    expect(PROTECTED_MODE_DENIED).toStartWith(
+      "-DENIED mmapd is running in protected mode because protected mode is enabled and no password is set for the default user.",
+    );
+    // It names mmapd's own settings, not Redis's.
+    for (const setting of [
+      "'CONFIG SET protected-mode no'",
+      "'--protected-mode no'",
+      "'protected-mode no'",
+      "'--requirepass <password>'",
+      "'CONFIG SET requirepass <password>'",
+    ]) {
+      expect(PROTECTED_MODE_DENIED).toContain(setting);
+    }
+    // Flags mmapd takes.
+    for (const flags of [
+      ["--protected-mode", "no"],
+      ["--requirepass", "secret"],
+    ]) {
+      expect(parseArgs(flags).kind).toBe("run");
+    }
+    expect(PROTECTED_MODE_DENIED).not.toContain("Redis");
+    expect(PROTECTED_MODE_DENIED.indexOf("\r\n")).toBe(PROTECTED_MODE_DENIED.length - 2);
     expect(PROTECTED_MODE_DENIED).toEndWith("the server to start accepting connections from the outside.\r\n");
   });
 
-  const address = nonLoopbackAddress();
-  test.skipIf(address === undefined)(`bound to 0.0.0.0, a client from ${address ?? "a non-loopback address"} is denied, loopback is served`, async () => {
-    const server = await startServer({ args: ["--workers", "1", "--bind", "0.0.0.0"] });
-    try {
-      const denied = await exchange(address!, server.port, resp("PING"));
-      expect(denied).toEqual({ text: PROTECTED_MODE_DENIED, closed: true });
-      const local = await exchange("127.0.0.1", server.port, Buffer.concat([resp("PING"), resp("QUIT")]));
-      expect(local.text).toBe("+PONG\r\n+OK\r\n");
-      expect(fs.readdirSync(server.dir)).not.toContain("x.f64");
+  // A client from another network namespace of this machine, joined by a veth pair: an address
+  // that is not loopback, on any host (CI included), with no traffic leaving the machine.
+  const unavailable = peerNamespaceUnavailable();
+  const required = process.env.MMAPD_REQUIRE_TOOLS === "1";
+  let peer: PeerNamespace | undefined;
+  /** The namespace, made on first use; under MMAPD_REQUIRE_TOOLS=1 a host that cannot make one fails the test. */
+  function remote(): PeerNamespace {
+    if (unavailable !== null) throw new Error(`protected mode needs a client from a non-loopback address: ${unavailable}`);
+    peer ??= createPeerNamespace();
+    return peer;
+  }
+  afterAll(() => peer?.close());
 
-      // Turned off from the loopback interface, as the DENIED text suggests.
-      const admin = await RawClient.connect(server.port);
-      expect(await call(admin, "CONFIG", "SET", "protected-mode", "no")).toBe("OK");
-      admin.close();
-      expect((await exchange(address!, server.port, Buffer.concat([resp("PING"), resp("QUIT")]))).text).toBe("+PONG\r\n+OK\r\n");
-    } finally {
-      await server.stop();
-      server.cleanup();
-    }
-  });
+  test.skipIf(unavailable !== null && !required)(
+    "bound to 0.0.0.0, a client from a non-loopback address is denied, loopback is served",
+    async () => {
+      const ns = remote();
+      const server = await startServer({ args: ["--workers", "1", "--bind", "0.0.0.0"] });
+      try {
+        const denied = await ns.exchange(server.port, resp("PING"));
+        expect(denied).toEqual({ text: PROTECTED_MODE_DENIED, closed: true });
+        const local = await exchange("127.0.0.1", server.port, Buffer.concat([resp("PING"), resp("QUIT")]));
+        expect(local.text).toBe("+PONG\r\n+OK\r\n");
+        expect(fs.readdirSync(server.dir)).not.toContain("x.f64");
 
-  test.skipIf(address === undefined)("with a password, non-loopback clients are let in (and must AUTH)", async () => {
+        // Turned off from the loopback interface, as the DENIED text suggests.
+        const admin = await RespClient.connect(server.port);
+        expect(await call(admin, "CONFIG", "SET", "protected-mode", "no")).toBe("OK");
+        admin.close();
+        expect((await ns.exchange(server.port, Buffer.concat([resp("PING"), resp("QUIT")]))).text).toBe("+PONG\r\n+OK\r\n");
+      } finally {
+        await server.stop();
+        server.cleanup();
+      }
+    },
+  );
+
+  test.skipIf(unavailable !== null && !required)("with a password, non-loopback clients are let in (and must AUTH)", async () => {
+    const ns = remote();
     const server = await startServer({ args: ["--workers", "1", "--bind", "0.0.0.0", "--requirepass", "pw"] });
     try {
-      const reply = await exchange(address!, server.port, Buffer.concat([resp("PING"), resp("AUTH", "pw"), resp("PING"), resp("QUIT")]));
+      const reply = await ns.exchange(server.port, Buffer.concat([resp("PING"), resp("AUTH", "pw"), resp("PING"), resp("QUIT")]));
       expect(reply.text).toBe("-NOAUTH Authentication required.\r\n+OK\r\n+PONG\r\n+OK\r\n");
     } finally {
       await server.stop();

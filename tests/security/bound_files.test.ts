@@ -10,10 +10,11 @@ import { spawnSync } from "bun";
 import fs from "node:fs";
 import path from "node:path";
 import { LOCK_EX, LOCK_NB, flock } from "../../core/libc.ts";
-import { RawClient, ReplyError, call, startServer, type Reply, type TestServer } from "../helpers/server.ts";
+import { call, ErrorReply, type Reply, RespClient } from "../../bench/resp_client.ts";
+import { startServer, type TestServer } from "../helpers/server.ts";
 
 let server: TestServer;
-let client: RawClient;
+let client: RespClient;
 
 /** Writes `count` float64 values i + 0.5; returns the file's path in the data directory. */
 function writeValues(name: string, count: number): string {
@@ -24,7 +25,7 @@ function writeValues(name: string, count: number): string {
   return file;
 }
 
-const changed = (name: string) => new ReplyError(`ERR file '${name}' changed size outside mmapd; MMAP it again`);
+const changed = (name: string) => new ErrorReply(`ERR file '${name}' changed size outside mmapd; MMAP it again`);
 
 /** Sends one command on the shared connection; returns the decoded reply. */
 async function send(...args: string[]): Promise<Reply> {
@@ -33,7 +34,7 @@ async function send(...args: string[]): Promise<Reply> {
 
 beforeAll(async () => {
   server = await startServer({ args: ["--workers", "2"] });
-  client = await RawClient.connect(server.port);
+  client = await RespClient.connect(server.port);
 });
 
 afterAll(async () => {
@@ -62,7 +63,7 @@ describe("a bound file shrunk by another process", () => {
 
     expect(await send("PING")).toBe("PONG");
     for (const key of ["other", "other2", "other3"]) expect(await send("VGET", key, "999")).toBe("999.5");
-    const second = await RawClient.connect(server.port);
+    const second = await RespClient.connect(server.port);
     expect(await call(second, "VGET", "other", "1")).toBe("1.5");
     second.close();
 
@@ -70,7 +71,7 @@ describe("a bound file shrunk by another process", () => {
     expect(await send("EXISTS", "big")).toBe(1n);
     expect(await send("MMAP", "big", "big.f64", "double")).toBe(100n);
     expect(await send("VGET", "big", "99")).toBe("99.5");
-    expect(await send("VGET", "big", "100")).toEqual(new ReplyError("ERR index exceeds size"));
+    expect(await send("VGET", "big", "100")).toEqual(new ErrorReply("ERR index exceeds size"));
     expect(fs.statSync(file).size).toBe(800);
   });
 
@@ -118,7 +119,7 @@ describe("a bound file shrunk by another process", () => {
     let reply: Reply = null;
     while (Date.now() < deadline) {
       reply = await send("VCOUNT", "small");
-      if (reply instanceof ReplyError) break;
+      if (reply instanceof ErrorReply) break;
       await Bun.sleep(200);
     }
     expect(reply).toEqual(changed("small.f64"));
@@ -142,7 +143,7 @@ describe("a bound file shrunk by another process", () => {
 describe("after a shard worker is restarted", () => {
   test("its new worker is guarded too", async () => {
     const other = await startServer({ args: ["--workers", "1", "--enable-debug-command"] });
-    const c = await RawClient.connect(other.port);
+    const c = await RespClient.connect(other.port);
     try {
       const values = new Float64Array(50_000).map((_, i) => i + 0.5);
       fs.writeFileSync(path.join(other.dir, "r.f64"), new Uint8Array(values.buffer));
@@ -184,7 +185,9 @@ describe("advisory locks", () => {
     const fd = fs.openSync(file, "r");
     try {
       expect(flock(fd, LOCK_EX | LOCK_NB)).toBe(0);
-      expect(await send("MMAP", "held", "held.f64", "double", "WRITABLE")).toEqual(new ReplyError("ERR file 'held.f64' is locked by another process"));
+      expect(await send("MMAP", "held", "held.f64", "double", "WRITABLE")).toEqual(
+        new ErrorReply("ERR file 'held.f64' is locked by another process"),
+      );
       expect(await send("MMAP", "held", "held.f64", "double")).toBe(10n); // reading needs no lock
       expect(await send("DEL", "held")).toBe(1n);
     } finally {

@@ -1,7 +1,7 @@
 /**
  * A protocol fuzzer against a real server: 100,000 frames from a fixed seed, in short sessions on
  * four connections at a time: random bytes, valid commands with random argument counts and values
- * (every command but SHUTDOWN and CONFIG SET), mutations of valid commands, huge or malformed
+ * (every command of the command table but SHUTDOWN and CONFIG SET), mutations of valid commands, huge or malformed
  * declared lengths, and inline commands, each session's bytes cut at random points. Afterwards
  * the server must answer PING on a new connection, must not have reported an internal error, its
  * RSS must have stayed bounded, read-only bound files must be unchanged, a writable key written
@@ -12,8 +12,11 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { RawClient, ReplyError, call, startServer, tempDir, type TestServer } from "../helpers/server.ts";
+import { call, ErrorReply, RespClient } from "../../bench/resp_client.ts";
+import { SHARD_COMMANDS } from "../../core/commands.ts";
+import { COMMANDS } from "../../server/command_table.ts";
 import { seededRandom } from "../helpers/random.ts";
+import { startServer, tempDir, type TestServer } from "../helpers/server.ts";
 
 const SEED = 0x6d6d6170; // "mmap"
 const FRAMES = 100_000;
@@ -53,32 +56,143 @@ class Random {
 // Names the fuzzer must never produce: the files and keys whose content the test checks.
 const PROTECTED = ["rodata", "tracked"];
 
-const COMMANDS = [
-  "MMAP", "VGET", "VMGET", "VALL", "VCOUNT", "VTYPE", "VSIZE", "VFILEPATH", "VRANGE", "VSTATS", "VINFO",
-  "VSET", "VADD", "VPOP", "VCLEAR", "VADDRAW", "VSETRAW", "DEL", "UNLINK", "EXISTS", "TYPE", "KEYS", "SCAN",
-  "DBSIZE", "FLUSHDB", "FLUSHALL", "PING", "ECHO", "HELLO", "AUTH", "SELECT", "QUIT", "RESET", "CLIENT",
-  "COMMAND", "INFO", "TIME", "SAVE", "BGSAVE", "LASTSAVE", "DEBUG", "_BIND", "_FLUSH", "NOSUCH", "VGETX",
+/**
+ * The command names the fuzzer sends, from the command table: every client command but SHUTDOWN
+ * (it would stop the server under test; CONFIG SET is dropped frame by frame below), the shard's
+ * internal commands (clients must be refused them), and names no table has.
+ */
+const COMMAND_NAMES = [
+  ...COMMANDS.filter((c) => c.name !== "shutdown").map((c) => c.name.toUpperCase()),
+  ...SHARD_COMMANDS.filter((c) => c.internal).map((c) => c.name.toUpperCase()),
+  "NOSUCH",
+  "VGETX",
 ];
+/** Subcommands by container command (CLIENT, CONFIG, COMMAND ...), from the table, with an unknown one. */
+const SUBCOMMANDS = new Map(
+  COMMANDS.filter((c) => c.subcommands !== undefined).map((c) => [
+    c.name.toUpperCase(),
+    [...c.subcommands!.map((sub) => sub.name.toUpperCase()).filter((sub) => !(c.name === "config" && sub === "SET")), "x"],
+  ]),
+);
 const KEYS = ["k", "k1", "k2", "fz", "fz:2", "{t}a", "{t}b", "", "\u0000", "é", "x".repeat(300), "k\r\n"];
 const PATHS = [
-  "fz.f64", "fz2.i32", "fz3.s", "sub/fz.bin", "../up.f64", "../../etc/passwd", "/etc/passwd", "/dev/zero",
-  "/proc/self/mem", "", ".", "..", "/", "bindings.log", "a".repeat(300), "x\r\ny.f64", "nul\u0000byte",
-  "fz.f64/child", "dir/", "fifo", "./fz.f64",
+  "fz.f64",
+  "fz2.i32",
+  "fz3.s",
+  "sub/fz.bin",
+  "../up.f64",
+  "../../etc/passwd",
+  "/etc/passwd",
+  "/dev/zero",
+  "/proc/self/mem",
+  "",
+  ".",
+  "..",
+  "/",
+  "bindings.log",
+  "a".repeat(300),
+  "x\r\ny.f64",
+  "nul\u0000byte",
+  "fz.f64/child",
+  "dir/",
+  "fifo",
+  "./fz.f64",
 ];
 const TYPES = [
-  "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float", "float32", "double",
-  "float64", "long_double", "string", "STRING", "Double", "int128", "",
+  "int8",
+  "uint8",
+  "int16",
+  "uint16",
+  "int32",
+  "uint32",
+  "int64",
+  "uint64",
+  "float",
+  "float32",
+  "double",
+  "float64",
+  "long_double",
+  "string",
+  "STRING",
+  "Double",
+  "int128",
+  "",
 ];
 const NUMBERS = [
-  "0", "1", "-1", "2", "7", "8", "16", "127", "128", "255", "256", "-129", "65535", "2147483647", "-2147483648",
-  "4294967296", "9223372036854775807", "-9223372036854775808", "18446744073709551615", "18446744073709551616",
-  "000000004711", "1e3", "0x10", "+5", "-0", "3.14", "-2.5e-300", "1e400", "nan", "NaN", "inf", "-inf",
-  "Infinity", " 1", "1 ", "99999999999999999999999", "0.1", "1e-45", "3.4028235e38", "3.5e38",
+  "0",
+  "1",
+  "-1",
+  "2",
+  "7",
+  "8",
+  "16",
+  "127",
+  "128",
+  "255",
+  "256",
+  "-129",
+  "65535",
+  "2147483647",
+  "-2147483648",
+  "4294967296",
+  "9223372036854775807",
+  "-9223372036854775808",
+  "18446744073709551615",
+  "18446744073709551616",
+  "000000004711",
+  "1e3",
+  "0x10",
+  "+5",
+  "-0",
+  "3.14",
+  "-2.5e-300",
+  "1e400",
+  "nan",
+  "NaN",
+  "inf",
+  "-inf",
+  "Infinity",
+  " 1",
+  "1 ",
+  "99999999999999999999999",
+  "0.1",
+  "1e-45",
+  "3.4028235e38",
+  "3.5e38",
 ];
 const WORDS = [
-  "WRITABLE", "writable", "RAW", "MATCH", "COUNT", "TYPE", "AUTH", "SETNAME", "default", "GET", "ID", "LIST",
-  "INFO", "GETNAME", "NOSAVE", "REDUCE", "FP32", "VALUES", "*", "?", "[a-", "\\", "mmap", "none", "3", "2",
-  "keyspace", "shards", "DOCS", "maxclients", "dir", "port",
+  "WRITABLE",
+  "writable",
+  "RAW",
+  "MATCH",
+  "COUNT",
+  "TYPE",
+  "AUTH",
+  "SETNAME",
+  "default",
+  "GET",
+  "ID",
+  "LIST",
+  "INFO",
+  "GETNAME",
+  "NOSAVE",
+  "REDUCE",
+  "FP32",
+  "VALUES",
+  "*",
+  "?",
+  "[a-",
+  "\\",
+  "mmap",
+  "none",
+  "3",
+  "2",
+  "keyspace",
+  "shards",
+  "DOCS",
+  "maxclients",
+  "dir",
+  "port",
 ];
 
 function randomArgument(r: Random): Buffer {
@@ -107,10 +221,12 @@ function encode(args: Buffer[]): Buffer {
 
 /** A command with a random argument count and random values (name in random case at times). */
 function validCommand(r: Random): Buffer {
-  let name = r.pick(COMMANDS);
+  const command = r.pick(COMMAND_NAMES);
+  let name = command;
   if (r.chance(0.2)) name = [...name].map((c) => (r.chance(0.5) ? c.toLowerCase() : c)).join("");
   const args: Buffer[] = [Buffer.from(name)];
-  if (name.toUpperCase() === "CLIENT") args.push(Buffer.from(r.pick(["ID", "GETNAME", "SETNAME", "SETINFO", "INFO", "LIST", "HELP", "KILL", "x"])));
+  const subcommands = SUBCOMMANDS.get(command);
+  if (subcommands !== undefined) args.push(Buffer.from(r.pick(subcommands)));
   const count = r.chance(0.1) ? r.int(60) : r.int(7);
   for (let i = 0; i < count; i++) args.push(randomArgument(r));
   return encode(args);
@@ -126,7 +242,11 @@ function mutatedCommand(r: Random): Buffer {
         if (b.length > 0) b[Math.min(at, b.length - 1)] = r.int(256);
         break;
       case 1:
-        b = Buffer.concat([b.subarray(0, at), Buffer.from(r.pick(["\r", "\n", "\r\n", "*", "$", "-", "0", "9", "\0", " ", '"'])), b.subarray(at)]);
+        b = Buffer.concat([
+          b.subarray(0, at),
+          Buffer.from(r.pick(["\r", "\n", "\r\n", "*", "$", "-", "0", "9", "\0", " ", '"'])),
+          b.subarray(at),
+        ]);
         break;
       case 2:
         b = Buffer.concat([b.subarray(0, at), b.subarray(Math.min(b.length, at + 1 + r.int(8)))]);
@@ -135,7 +255,9 @@ function mutatedCommand(r: Random): Buffer {
         b = b.subarray(0, at);
         break;
       case 4: {
-        const text = b.toString("latin1").replace(/\$(\d+)/, () => `$${r.pick(["0", "1", "99", "65536", "4294967297", "-1", "536870912"])}`);
+        const text = b
+          .toString("latin1")
+          .replace(/\$(\d+)/, () => `$${r.pick(["0", "1", "99", "65536", "4294967297", "-1", "536870912"])}`);
         b = Buffer.from(text, "latin1");
         break;
       }
@@ -148,7 +270,21 @@ function mutatedCommand(r: Random): Buffer {
 
 /** Declared lengths that are huge, negative, not numbers, or lie about what follows. */
 function hugeLengths(r: Random): Buffer {
-  const count = r.pick(["2147483647", "2147483648", "9999999999999999999", "-1", "-2147483649", "0", "1e9", "00000003", " 3", "3 ", "", "+3", "abc"]);
+  const count = r.pick([
+    "2147483647",
+    "2147483648",
+    "9999999999999999999",
+    "-1",
+    "-2147483649",
+    "0",
+    "1e9",
+    "00000003",
+    " 3",
+    "3 ",
+    "",
+    "+3",
+    "abc",
+  ]);
   const length = r.pick(["536870912", "536870913", "2147483647", "99999999999", "-1", "-100", "1e9", "", "4 ", "0004", "65536", "1048576"]);
   switch (r.int(4)) {
     case 0:
@@ -164,7 +300,12 @@ function hugeLengths(r: Random): Buffer {
 
 /** An inline command, quotes and escapes included. */
 function inlineCommand(r: Random): Buffer {
-  const words = [r.pick(COMMANDS), ...Array.from({ length: r.int(5) }, () => r.pick([...KEYS, ...NUMBERS, ...WORDS, '"a b"', "'c'", '"\\x41"', '"unbalanced', "'x", '"a"b']))];
+  const words = [
+    r.pick(COMMAND_NAMES),
+    ...Array.from({ length: r.int(5) }, () =>
+      r.pick([...KEYS, ...NUMBERS, ...WORDS, '"a b"', "'c'", '"\\x41"', '"unbalanced', "'x", '"a"b']),
+    ),
+  ];
   return Buffer.from(words.join(r.pick([" ", "  ", "\t"])) + r.pick(["\r\n", "\n", ""]), "latin1");
 }
 
@@ -173,7 +314,15 @@ function frame(r: Random): Buffer {
   for (;;) {
     const kind = r.int(10);
     const b =
-      kind < 2 ? r.bytes(1 + r.int(r.chance(0.1) ? 2000 : 120)) : kind < 5 ? validCommand(r) : kind < 8 ? mutatedCommand(r) : kind < 9 ? hugeLengths(r) : inlineCommand(r);
+      kind < 2
+        ? r.bytes(1 + r.int(r.chance(0.1) ? 2000 : 120))
+        : kind < 5
+          ? validCommand(r)
+          : kind < 8
+            ? mutatedCommand(r)
+            : kind < 9
+              ? hugeLengths(r)
+              : inlineCommand(r);
     const text = b.toString("latin1");
     const lower = text.toLowerCase();
     if (PROTECTED.some((p) => text.includes(p))) continue;
@@ -245,7 +394,7 @@ test("100,000 fuzzed frames: the server lives, stays small, and bound files chan
     "rodata3.str": Buffer.from("abcdefgh".repeat(200)),
   };
   for (const [name, bytes] of Object.entries(readOnly)) fs.writeFileSync(path.join(data, name), bytes);
-  const control = await RawClient.connect(server.port);
+  const control = await RespClient.connect(server.port);
   expect(await call(control, "MMAP", "rodata-a", "rodata1.f64", "double")).toBe(500n);
   expect(await call(control, "MMAP", "rodata-b", "rodata2.i32", "int32")).toBe(500n);
   expect(await call(control, "MMAP", "rodata-c", "rodata3.str", "string", "8")).toBe(200n);
@@ -260,16 +409,16 @@ test("100,000 fuzzed frames: the server lives, stays small, and bound files chan
     if (op === 0 || tracked.length === 0) {
       const reply = await call(control, "VADD", "tracked", String(value));
       if (reply === 1n) tracked.push(value);
-      else expect(reply).toBeInstanceOf(ReplyError);
+      else expect(reply).toBeInstanceOf(ErrorReply);
     } else if (op === 1) {
       const index = r.int(tracked.length);
       const reply = await call(control, "VSET", "tracked", String(index), String(value));
       if (reply === 1n) tracked[index] = value;
-      else expect(reply).toBeInstanceOf(ReplyError);
+      else expect(reply).toBeInstanceOf(ErrorReply);
     } else {
       const reply = await call(control, "VPOP", "tracked");
       if (typeof reply === "string") expect(Number(reply)).toBe(tracked.pop()!);
-      else expect(reply).toBeInstanceOf(ReplyError);
+      else expect(reply).toBeInstanceOf(ErrorReply);
     }
   }
 
@@ -318,7 +467,7 @@ test("100,000 fuzzed frames: the server lives, stays small, and bound files chan
   expect(peakRss).toBeLessThan(RSS_LIMIT_KB);
 
   // A new connection is served.
-  const fresh = await RawClient.connect(server.port);
+  const fresh = await RespClient.connect(server.port);
   expect(await call(fresh, "PING")).toBe("PONG");
   fresh.close();
 

@@ -11,16 +11,17 @@ import { dlopen } from "bun:ffi";
 import fs from "node:fs";
 import path from "node:path";
 import { Worker } from "node:worker_threads";
-import { RawClient, ReplyError, call, resp, startServer, tempDir, type TestServer } from "../helpers/server.ts";
+import { call, ErrorReply, resp, RespClient } from "../../bench/resp_client.ts";
+import { startServer, tempDir, type TestServer } from "../helpers/server.ts";
 
-const OUTSIDE = new ReplyError("ERR path is outside the data directory");
-const notRegular = (given: string) => new ReplyError(`ERR '${given}' is not a regular file`);
+const OUTSIDE = new ErrorReply("ERR path is outside the data directory");
+const notRegular = (given: string) => new ErrorReply(`ERR '${given}' is not a regular file`);
 
 let base: string; // holds data/ and outside/
 let data: string;
 let outside: string;
 let server: TestServer;
-let client: RawClient;
+let client: RespClient;
 
 /** Writes float64 values to a file. */
 function writeDoubles(file: string, values: number[]): void {
@@ -55,7 +56,7 @@ beforeAll(async () => {
   fs.symlinkSync("in.f64", path.join(data, "in_link.f64"));
   expect(spawnSync(["mkfifo", path.join(data, "fifo")]).exitCode).toBe(0);
   server = await startServer({ dir: data, args: ["--workers", "2"] });
-  client = await RawClient.connect(server.port);
+  client = await RespClient.connect(server.port);
 });
 
 afterAll(async () => {
@@ -229,7 +230,7 @@ parentPort.postMessage(flips);
           // Writable, at a moment the file was moved away: a new empty file was created in its place.
           expect(await call(client, "DEL", key)).toBe(1n);
           outcome = "created inside";
-        } else if (reply instanceof ReplyError) {
+        } else if (reply instanceof ErrorReply) {
           outcome = reply.message.replace(/'[^']*'/g, "'…'");
         } else throw new Error(`unexpected reply ${String(reply)}`);
         outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
@@ -259,12 +260,19 @@ parentPort.postMessage(flips);
 describe("--allow-any-path", () => {
   test("absolute and .. paths work; directories, devices, FIFOs and kernel files are still refused", async () => {
     const open = await startServer({ args: ["--workers", "1", "--allow-any-path"] });
-    const c = await RawClient.connect(open.port);
+    const c = await RespClient.connect(open.port);
     try {
       expect(await call(c, "MMAP", "abs", path.join(outside, "secret.f64"), "double")).toBe(2n);
       expect(await call(c, "VGET", "abs", "1")).toBe("667");
       expect(await call(c, "MMAP", "link", path.join(data, "out_link.f64"), "double")).toBe(2n);
-      for (const given of ["/dev/zero", "/proc/self/mem", "/sys/kernel/mm/transparent_hugepage/enabled", path.join(data, "fifo"), outside, "/"]) {
+      for (const given of [
+        "/dev/zero",
+        "/proc/self/mem",
+        "/sys/kernel/mm/transparent_hugepage/enabled",
+        path.join(data, "fifo"),
+        outside,
+        "/",
+      ]) {
         for (const rest of [["uint8"], ["uint8", "WRITABLE"]]) {
           const reply = await call(c, "MMAP", "bad", given, ...rest);
           if (!fs.existsSync(given)) continue;

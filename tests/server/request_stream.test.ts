@@ -6,8 +6,8 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import net from "node:net";
 import path from "node:path";
-import { hashSlot } from "../../core/slots.ts";
-import { RawClient, resp, startServer, type TestServer, writeRawFile } from "../helpers/server.ts";
+import { resp, RespClient } from "../../bench/resp_client.ts";
+import { shardOfKey, startServer, type TestServer, writeRawFile } from "../helpers/server.ts";
 
 setDefaultTimeout(30_000);
 
@@ -18,10 +18,7 @@ let server: TestServer;
 /** One key owned by each shard. */
 const keyOfShard: string[] = [];
 
-function shardOf(key: string): number {
-  const b = Buffer.from(key);
-  return hashSlot(b, 0, b.length) % WORKERS;
-}
+const shardOf = (key: string) => shardOfKey(key, WORKERS);
 
 for (let i = 0; keyOfShard.filter((k) => k !== undefined).length < WORKERS; i++) {
   const key = `pipe${i}`;
@@ -31,7 +28,7 @@ for (let i = 0; keyOfShard.filter((k) => k !== undefined).length < WORKERS; i++)
 beforeAll(async () => {
   // Byte-exact limits small enough to test: a 1 KiB bulk limit.
   server = await startServer({ args: ["--workers", String(WORKERS), "--proto-max-bulk-len", "1024"] });
-  const c = await RawClient.connect(server.port);
+  const c = await RespClient.connect(server.port);
   try {
     for (const key of keyOfShard) {
       writeRawFile(path.join(server.dir, `${key}.i64`), 8, new Array(SLOTS).fill(0), (v, at, x) => v.setBigInt64(at, BigInt(x), true));
@@ -48,11 +45,15 @@ afterAll(async () => {
   server.cleanup();
 });
 
-/** A deterministic mix of PING, ECHO, VSET and VGET on keys of every shard, with the replies a model predicts. */
-function pipeline(count: number): { request: Buffer; expected: Buffer } {
+/**
+ * A deterministic mix of PING, ECHO, VSET and VGET on keys of every shard, with the replies a
+ * model predicts and the number of commands each shard must run.
+ */
+function pipeline(count: number): { request: Buffer; expected: Buffer; perShard: number[] } {
   const values = keyOfShard.map(() => new Array<number>(SLOTS).fill(0));
   const requests: Buffer[] = [];
   const replies: string[] = [];
+  const perShard = keyOfShard.map(() => 0);
   let seed = 12345;
   const random = (n: number) => {
     seed = (seed * 1103515245 + 12345) % 2 ** 31;
@@ -77,11 +78,13 @@ function pipeline(count: number): { request: Buffer; expected: Buffer } {
       case 2: {
         const value = random(2_000_000) - 1_000_000;
         values[shard]![index] = value;
+        perShard[shard]!++;
         requests.push(resp("VSET", key, String(index), String(value)));
         replies.push(":1\r\n");
         break;
       }
       default:
+        perShard[shard]!++;
         requests.push(resp("VGET", key, String(index)));
         replies.push(`:${values[shard]![index]}\r\n`);
     }
@@ -90,26 +93,47 @@ function pipeline(count: number): { request: Buffer; expected: Buffer } {
   for (let s = 0; s < WORKERS; s++) {
     for (let index = 0; index < SLOTS; index++) {
       if (values[s]![index] !== 0) {
+        perShard[s]!++;
         requests.push(resp("VSET", keyOfShard[s]!, String(index), "0"));
         replies.push(":1\r\n");
       }
     }
   }
-  return { request: Buffer.concat(requests), expected: Buffer.from(replies.join("")) };
+  return { request: Buffer.concat(requests), expected: Buffer.from(replies.join("")), perShard };
+}
+
+/** Each shard's count of commands run, from INFO shards. */
+async function shardCommands(c: RespClient): Promise<number[]> {
+  c.write(resp("INFO", "shards"));
+  const info = (await c.readReplies(1)).toString();
+  return keyOfShard.map((_, s) => Number(new RegExp(`shard${s}:alive=1,commands=(\\d+)`).exec(info)?.[1]));
 }
 
 describe("a pipeline of 10,000 commands on both shards", () => {
-  const { request, expected } = pipeline(10_000);
+  const { request, expected, perShard } = pipeline(10_000);
 
-  test("the pipeline mixes every command kind on both shards", () => {
+  test("each shard runs exactly the pipeline's commands on its keys; the others run on the main thread", async () => {
+    // The pipeline mixes every command kind on both shards.
     const text = request.toString();
     const count = (needle: string) => text.split(needle).length - 1;
     for (const key of keyOfShard) expect(count(`$${key.length}\r\n${key}\r\n`)).toBeGreaterThan(2000);
     for (const name of ["PING", "ECHO", "VSET", "VGET"]) expect(count(`\r\n${name}\r\n`)).toBeGreaterThan(2000);
+
+    const c = await RespClient.connect(server.port);
+    try {
+      const before = await shardCommands(c);
+      expect(before.every((n) => n >= 0)).toBe(true);
+      c.write(request);
+      expect((await c.read(expected.length, 30_000)).equals(expected)).toBe(true);
+      const after = await shardCommands(c);
+      expect(after.map((n, s) => n - before[s]!)).toEqual(perShard);
+    } finally {
+      c.close();
+    }
   });
 
   test("written in one chunk: replies in order", async () => {
-    const c = await RawClient.connect(server.port);
+    const c = await RespClient.connect(server.port);
     try {
       c.write(request);
       const got = await c.read(expected.length, 30_000);
@@ -121,7 +145,7 @@ describe("a pipeline of 10,000 commands on both shards", () => {
   });
 
   test("written in 1-byte chunks: the same replies", async () => {
-    const c = await RawClient.connect(server.port);
+    const c = await RespClient.connect(server.port);
     try {
       c.socket.setNoDelay(true);
       for (let i = 0; i < request.length; i++) c.write(request.subarray(i, i + 1));
@@ -136,7 +160,7 @@ describe("a pipeline of 10,000 commands on both shards", () => {
   test("a short pipeline sent one byte per read: the same replies as in one chunk", async () => {
     // Each byte waits for the previous one to leave, so the server's reads hold one byte each.
     const short = pipeline(30);
-    const c = await RawClient.connect(server.port);
+    const c = await RespClient.connect(server.port);
     try {
       c.socket.setNoDelay(true);
       for (let i = 0; i < short.request.length; i++) {
@@ -168,7 +192,7 @@ describe("inline commands", () => {
   ];
   for (const [name, request, reply] of cases) {
     test(name, async () => {
-      const c = await RawClient.connect(server.port);
+      const c = await RespClient.connect(server.port);
       try {
         expect(await c.roundTrip(request, reply.length)).toBe(reply);
         // The connection stays usable.
@@ -180,7 +204,7 @@ describe("inline commands", () => {
   }
 
   test("an inline VGET reaches the shard", async () => {
-    const c = await RawClient.connect(server.port);
+    const c = await RespClient.connect(server.port);
     try {
       expect(await c.roundTrip(`VSET ${keyOfShard[1]} 7 -42\r\nVGET ${keyOfShard[1]} 000000000007\r\n`, 10)).toBe(":1\r\n:-42\r\n");
       expect(await c.roundTrip(`VSET ${keyOfShard[1]} 7 0\r\n`, 4)).toBe(":1\r\n");
@@ -203,14 +227,22 @@ describe("protocol errors: answered, then the connection is closed", () => {
   // These are refused while their line is still open, so nothing may follow them in the stream.
   const unterminated: [string, string | Buffer, string][] = [
     ["a too big inline request", Buffer.alloc(70 * 1024, "a"), "-ERR Protocol error: too big inline request\r\n"],
-    ["a too big multibulk count line", Buffer.concat([Buffer.from("*"), Buffer.alloc(70 * 1024, "1")]), "-ERR Protocol error: too big mbulk count string\r\n"],
-    ["a too big bulk length line", Buffer.concat([Buffer.from("*1\r\n$"), Buffer.alloc(70 * 1024, "1")]), "-ERR Protocol error: too big bulk count string\r\n"],
+    [
+      "a too big multibulk count line",
+      Buffer.concat([Buffer.from("*"), Buffer.alloc(70 * 1024, "1")]),
+      "-ERR Protocol error: too big mbulk count string\r\n",
+    ],
+    [
+      "a too big bulk length line",
+      Buffer.concat([Buffer.from("*1\r\n$"), Buffer.alloc(70 * 1024, "1")]),
+      "-ERR Protocol error: too big bulk count string\r\n",
+    ],
   ];
   for (const [name, request, reply] of [...cases, ...unterminated]) {
     const followed = cases.some((c) => c[0] === name);
     test(name, async () => {
-      const bystander = await RawClient.connect(server.port);
-      const c = await RawClient.connect(server.port);
+      const bystander = await RespClient.connect(server.port);
+      const c = await RespClient.connect(server.port);
       try {
         // Replies owed before the error are sent first, and nothing after it runs.
         c.write(Buffer.concat([resp("PING"), Buffer.from(request), followed ? resp("ECHO", "after") : Buffer.alloc(0)]));
@@ -226,7 +258,7 @@ describe("protocol errors: answered, then the connection is closed", () => {
   }
 
   test("a bulk at exactly proto-max-bulk-len is accepted", async () => {
-    const c = await RawClient.connect(server.port);
+    const c = await RespClient.connect(server.port);
     try {
       const payload = "z".repeat(1024);
       expect(await c.roundTrip(resp("ECHO", payload), 1024 + 9)).toBe(`$1024\r\n${payload}\r\n`);
@@ -236,7 +268,7 @@ describe("protocol errors: answered, then the connection is closed", () => {
   });
 
   test("the server counts protocol errors in INFO stats", async () => {
-    const c = await RawClient.connect(server.port);
+    const c = await RespClient.connect(server.port);
     try {
       c.write(resp("INFO", "stats"));
       const info = (await c.readReplies(1)).toString();
@@ -253,7 +285,7 @@ test("a client that closes mid-command leaves the server serving others", async 
   await new Promise<void>((r) => half.once("connect", () => r()));
   half.write("*2\r\n$4\r\nECHO\r\n$100\r\nabc");
   half.destroy();
-  const c = await RawClient.connect(server.port);
+  const c = await RespClient.connect(server.port);
   try {
     expect(await c.roundTrip("PING\r\n", 7)).toBe("+PONG\r\n");
   } finally {

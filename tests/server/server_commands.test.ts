@@ -1,10 +1,13 @@
 /**
  * Connection and server commands over a real socket, byte-exact where the reply is fixed:
- * errors for unknown commands and wrong arity, AUTH / HELLO AUTH with --requirepass, SELECT,
- * CLIENT, COMMAND, CONFIG, INFO, TIME, QUIT and RESET.
+ * errors for unknown commands, wrong arity and DEBUG while it is off, AUTH / HELLO AUTH with
+ * --requirepass, SELECT, CLIENT, COMMAND, CONFIG, INFO, TIME, QUIT and RESET.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { RawClient, resp, startServer, type TestServer } from "../helpers/server.ts";
+import { spawnSync } from "bun";
+import { resp, RespClient } from "../../bench/resp_client.ts";
+import { parseArgs } from "../../server/config.ts";
+import { hasTool, startServer, type TestServer } from "../helpers/server.ts";
 
 setDefaultTimeout(30_000);
 
@@ -20,14 +23,14 @@ afterAll(async () => {
 });
 
 /** Sends one command and returns its reply as text. */
-async function ask(c: RawClient, ...args: string[]): Promise<string> {
+async function ask(c: RespClient, ...args: string[]): Promise<string> {
   c.write(resp(...args));
   return (await c.readReplies(1)).toString();
 }
 
 /** Runs `body` with a fresh connection to `port`, closed afterwards. */
-async function withClient<T>(port: number, body: (c: RawClient) => Promise<T>): Promise<T> {
-  const c = await RawClient.connect(port);
+async function withClient<T>(port: number, body: (c: RespClient) => Promise<T>): Promise<T> {
+  const c = await RespClient.connect(port);
   try {
     return await body(c);
   } finally {
@@ -70,6 +73,15 @@ describe("errors", () => {
     });
   });
 
+  test.skipIf(!hasTool("redis-cli"))("DEBUG without --enable-debug-command: refused, naming that flag (redis-cli)", () => {
+    const r = spawnSync(["redis-cli", "-p", String(server.port), "DEBUG", "CRASH-SHARD", "0"]);
+    expect(r.stdout.toString()).toBe(
+      "ERR DEBUG command not allowed. Start mmapd with --enable-debug-command (or the line 'enable-debug-command yes' in its config file) to allow it.\n\n",
+    );
+    // A flag mmapd takes.
+    expect(parseArgs(["--enable-debug-command"]).kind).toBe("run");
+  });
+
   test("AUTH without a configured password", async () => {
     await withClient(server.port, async (c) => {
       expect(await ask(c, "AUTH", "x")).toBe(
@@ -109,7 +121,9 @@ describe("--requirepass", () => {
     await withClient(guarded.port, async (c) => {
       const refused = await ask(c, "HELLO", "3");
       expect(refused.startsWith("-NOAUTH HELLO must be called with the client already authenticated")).toBe(true);
-      expect(await ask(c, "HELLO", "3", "AUTH", "default", "nope")).toBe("-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+      expect(await ask(c, "HELLO", "3", "AUTH", "default", "nope")).toBe(
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+      );
       const hello = await ask(c, "HELLO", "3", "AUTH", "default", "s3cret", "SETNAME", "viahello");
       expect(hello.startsWith("%7\r\n$6\r\nserver\r\n$5\r\nmmapd\r\n")).toBe(true);
       expect(await ask(c, "CLIENT", "GETNAME")).toBe("$8\r\nviahello\r\n");
@@ -158,8 +172,8 @@ describe("connection commands", () => {
   });
 
   test("CLIENT ID, SETNAME, GETNAME, SETINFO, INFO, LIST", async () => {
-    const first = await RawClient.connect(server.port);
-    const second = await RawClient.connect(server.port);
+    const first = await RespClient.connect(server.port);
+    const second = await RespClient.connect(server.port);
     try {
       const id1 = Number(/^:(\d+)\r\n$/.exec(await ask(first, "CLIENT", "ID"))![1]);
       const id2 = Number(/^:(\d+)\r\n$/.exec(await ask(second, "CLIENT", "ID"))![1]);
@@ -169,7 +183,9 @@ describe("connection commands", () => {
       expect(await ask(first, "CLIENT", "GETNAME")).toBe("$-1\r\n");
       expect(await ask(first, "CLIENT", "SETNAME", "first-conn")).toBe("+OK\r\n");
       expect(await ask(first, "CLIENT", "GETNAME")).toBe("$10\r\nfirst-conn\r\n");
-      expect(await ask(first, "CLIENT", "SETNAME", "has space")).toBe("-ERR Client names cannot contain spaces, newlines or special characters.\r\n");
+      expect(await ask(first, "CLIENT", "SETNAME", "has space")).toBe(
+        "-ERR Client names cannot contain spaces, newlines or special characters.\r\n",
+      );
       expect(await ask(first, "CLIENT", "GETNAME")).toBe("$10\r\nfirst-conn\r\n");
 
       expect(await ask(first, "CLIENT", "SETINFO", "lib-name", "mmapd-tests")).toBe("+OK\r\n");
@@ -177,11 +193,17 @@ describe("connection commands", () => {
       expect(await ask(first, "CLIENT", "SETINFO", "lib-color", "red")).toBe("-ERR Unrecognized option 'lib-color'\r\n");
 
       const info = await ask(first, "CLIENT", "INFO");
-      const [, length, body] = /^\$(\d+)\r\n([^]*)\r\n$/.exec(info)!;
+      const [, length, body] = /^\$(\d+)\r\n([\s\S]*)\r\n$/.exec(info)!;
       expect(Buffer.byteLength(body!)).toBe(Number(length));
-      expect(body).toMatch(new RegExp(`^id=${id1} addr=127\\.0\\.0\\.1:\\d+ .*name=first-conn .*cmd=client .*resp=2 lib-name=mmapd-tests lib-ver=1\\.2\\.3\\n$`));
+      expect(body).toMatch(
+        new RegExp(
+          `^id=${id1} addr=127\\.0\\.0\\.1:\\d+ .*name=first-conn .*cmd=client .*resp=2 lib-name=mmapd-tests lib-ver=1\\.2\\.3\\n$`,
+        ),
+      );
 
-      const list = bulks(await ask(second, "CLIENT", "LIST"))[0]!.split("\n").filter((l) => l !== "");
+      const list = bulks(await ask(second, "CLIENT", "LIST"))[0]!
+        .split("\n")
+        .filter((l) => l !== "");
       const ids = list.map((l) => Number(/^id=(\d+) /.exec(l)![1]));
       expect(ids).toContain(id1);
       expect(ids).toContain(id2);
@@ -286,7 +308,9 @@ describe("CONFIG", () => {
     await withClient(server.port, async (c) => {
       expect(await ask(c, "CONFIG", "GET", "max*")).toBe("*2\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n");
       expect(await ask(c, "CONFIG", "GET", "MAXCLIENTS")).toBe("*2\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n");
-      expect(await ask(c, "CONFIG", "GET", "?syn?", "appendonl[xy]")).toBe("*4\r\n$5\r\nfsync\r\n$8\r\neverysec\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
+      expect(await ask(c, "CONFIG", "GET", "?syn?", "appendonl[xy]")).toBe(
+        "*4\r\n$5\r\nfsync\r\n$8\r\neverysec\r\n$10\r\nappendonly\r\n$2\r\nno\r\n",
+      );
       expect(await ask(c, "CONFIG", "GET", "nomatch*")).toBe("*0\r\n");
     });
   });
@@ -311,8 +335,8 @@ describe("CONFIG", () => {
   });
 
   test("CONFIG SET timeout closes idle clients, not busy ones", async () => {
-    const idle = await RawClient.connect(server.port);
-    const busy = await RawClient.connect(server.port);
+    const idle = await RespClient.connect(server.port);
+    const busy = await RespClient.connect(server.port);
     try {
       await withClient(server.port, async (c) => {
         expect(await ask(c, "CONFIG", "SET", "timeout", "1")).toBe("+OK\r\n");
@@ -337,13 +361,21 @@ describe("CONFIG", () => {
 
   test("CONFIG SET refuses immutable, unknown and bad values, and applies nothing on error", async () => {
     await withClient(server.port, async (c) => {
-      expect(await ask(c, "CONFIG", "SET", "port", "1234")).toBe("-ERR CONFIG SET failed (possibly related to argument 'port') - can't set immutable config\r\n");
-      expect(await ask(c, "CONFIG", "SET", "dir", "/tmp")).toBe("-ERR CONFIG SET failed (possibly related to argument 'dir') - can't set immutable config\r\n");
+      expect(await ask(c, "CONFIG", "SET", "port", "1234")).toBe(
+        "-ERR CONFIG SET failed (possibly related to argument 'port') - can't set immutable config\r\n",
+      );
+      expect(await ask(c, "CONFIG", "SET", "dir", "/tmp")).toBe(
+        "-ERR CONFIG SET failed (possibly related to argument 'dir') - can't set immutable config\r\n",
+      );
       expect(await ask(c, "CONFIG", "SET", "nosuch", "1")).toBe("-ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'\r\n");
       const bad = await ask(c, "CONFIG", "SET", "maxclients", "7", "fsync", "sometimes");
       expect(bad.startsWith("-ERR CONFIG SET failed (possibly related to argument 'fsync') - ")).toBe(true);
       expect(await ask(c, "CONFIG", "GET", "maxclients")).toBe("*2\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n");
-      expect((await ask(c, "CONFIG", "SET", "maxclients", "many")).startsWith("-ERR CONFIG SET failed (possibly related to argument 'maxclients') - ")).toBe(true);
+      expect(
+        (await ask(c, "CONFIG", "SET", "maxclients", "many")).startsWith(
+          "-ERR CONFIG SET failed (possibly related to argument 'maxclients') - ",
+        ),
+      ).toBe(true);
       expect(await ask(c, "CONFIG", "SET", "maxclients")).toBe("-ERR wrong number of arguments for 'config|set' command\r\n");
     });
   });

@@ -8,7 +8,8 @@ import { spawnSync } from "bun";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { launchServer, RawClient, resp, startServer, tempDir, writeRawFile } from "../helpers/server.ts";
+import { resp, RespClient } from "../../bench/resp_client.ts";
+import { launchServer, startServer, tempDir, writeRawFile } from "../helpers/server.ts";
 
 setDefaultTimeout(60_000);
 
@@ -30,14 +31,14 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function ask(c: RawClient, ...args: string[]): Promise<string> {
+async function ask(c: RespClient, ...args: string[]): Promise<string> {
   c.write(resp(...args));
   return (await c.readReplies(1)).toString();
 }
 
 /** CONFIG GET of one parameter, as its value. */
 async function configValue(port: number, name: string): Promise<string> {
-  const c = await RawClient.connect(port);
+  const c = await RespClient.connect(port);
   try {
     const reply = await ask(c, "CONFIG", "GET", name);
     return reply.split("\r\n")[4]!;
@@ -61,7 +62,7 @@ describe("flags", () => {
       expect(s.port).toBe(port);
       expect(await configValue(port, "workers")).toBe("3");
       expect(await configValue(port, "dir")).toBe(fs.realpathSync(dir));
-      const c = await RawClient.connect(port);
+      const c = await RespClient.connect(port);
       try {
         expect((await ask(c, "INFO", "shards")).match(/shard\d:alive=1/g)?.length).toBe(3);
       } finally {
@@ -77,14 +78,21 @@ describe("flags", () => {
   test("--config FILE: redis.conf lines; flags after it override it, flags before it do not", async () => {
     const confDir = tempDir();
     const conf = path.join(confDir, "mmapd.conf");
-    fs.writeFileSync(conf, ["# mmapd test configuration", "", "maxclients 77", 'requirepass "pass word"', "fsync always", "  timeout   30  ", "workers 3"].join("\n"));
+    fs.writeFileSync(
+      conf,
+      ["# mmapd test configuration", "", "maxclients 77", 'requirepass "pass word"', "fsync always", "  timeout   30  ", "workers 3"].join(
+        "\n",
+      ),
+    );
     const s = await startServer({ args: ["--maxclients", "5", "--config", conf, "--workers", "1", "--requirepass", "pw"] });
     try {
-      const c = await RawClient.connect(s.port);
+      const c = await RespClient.connect(s.port);
       try {
         expect(await ask(c, "AUTH", "pw")).toBe("+OK\r\n");
         const reply = await ask(c, "CONFIG", "GET", "maxclients", "fsync", "timeout", "workers");
-        expect(reply).toBe("*8\r\n$10\r\nmaxclients\r\n$2\r\n77\r\n$5\r\nfsync\r\n$6\r\nalways\r\n$7\r\ntimeout\r\n$2\r\n30\r\n$7\r\nworkers\r\n$1\r\n1\r\n");
+        expect(reply).toBe(
+          "*8\r\n$10\r\nmaxclients\r\n$2\r\n77\r\n$5\r\nfsync\r\n$6\r\nalways\r\n$7\r\ntimeout\r\n$2\r\n30\r\n$7\r\nworkers\r\n$1\r\n1\r\n",
+        );
       } finally {
         c.close();
       }
@@ -102,7 +110,7 @@ describe("flags", () => {
     fs.writeFileSync(conf, 'requirepass "pass word"\n');
     const s = await startServer({ args: ["--config", conf] });
     try {
-      const c = await RawClient.connect(s.port);
+      const c = await RespClient.connect(s.port);
       try {
         expect(await ask(c, "AUTH", "pass word")).toBe("+OK\r\n");
       } finally {
@@ -118,8 +126,9 @@ describe("flags", () => {
   test("--help prints the usage and exits 0", () => {
     const r = runToExit(["--help"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toStartWith("Usage: mmapd [options]\n");
-    for (const flag of ["--port", "--dir", "--workers", "--config", "--requirepass", "--maxclients", "--help", "--version"]) expect(r.stdout).toContain(flag);
+    expect(r.stdout).toStartWith("Usage: mmapd [FILE] [options]\n");
+    for (const flag of ["--port", "--dir", "--workers", "--config", "--requirepass", "--maxclients", "--help", "--version"])
+      expect(r.stdout).toContain(flag);
     expect(r.stderr).toBe("");
   });
 
@@ -131,13 +140,19 @@ describe("flags", () => {
 
   const bad: [string, string[], RegExp][] = [
     ["an unknown flag", ["--no-such-flag"], /^mmapd: unknown option '--no-such-flag' \(see --help\)\n$/],
-    ["a bare word", ["6379"], /^mmapd: unexpected argument '6379'.*\n$/],
+    // A first bare word is a config file, as redis-server takes one; a later one is an error.
+    ["a bare word first: a config file that is missing", ["6379"], /^mmapd: cannot read config file '6379': ENOENT\n$/],
+    ["a bare word after the config file", ["/dev/null", "6379"], /^mmapd: unexpected argument '6379'.*\n$/],
     ["a port that is not a number", ["--port", "abc"], /^mmapd: port: 'abc' is not an integer\n$/],
     ["a port out of range", ["--port", "70000"], /^mmapd: port: 70000 is out of range \[0, 65535\]\n$/],
     ["zero workers", ["--workers", "0"], /^mmapd: workers: 0 is out of range \[1, 256\]\n$/],
     ["a bad fsync policy", ["--fsync", "sometimes"], /^mmapd: fsync: 'sometimes' must be always, everysec or no\n$/],
     ["a flag without its value", ["--port"], /^mmapd: --port needs a value\n$/],
-    ["a missing config file", ["--config", "/nonexistent/mmapd.conf"], /^mmapd: cannot read config file '\/nonexistent\/mmapd\.conf': ENOENT\n$/],
+    [
+      "a missing config file",
+      ["--config", "/nonexistent/mmapd.conf"],
+      /^mmapd: cannot read config file '\/nonexistent\/mmapd\.conf': ENOENT\n$/,
+    ],
   ];
   for (const [name, args, message] of bad) {
     test(`${name}: exit 2 with one line on stderr`, () => {
@@ -169,7 +184,7 @@ describe("flags", () => {
         const m = READY_LINE.exec(s.output())!;
         expect(m[2]).toBe(fs.realpathSync(path.join(cwd, "data")));
         expect(fs.statSync(path.join(cwd, "data")).isDirectory()).toBe(true);
-        const c = await RawClient.connect(s.port);
+        const c = await RespClient.connect(s.port);
         try {
           expect(await ask(c, "MMAP", "k", "k.f64")).toBe(":0\r\n");
         } finally {
@@ -191,7 +206,7 @@ describe("shutdown", () => {
 
   /** Waits until the named client has reply bytes the socket did not take (CLIENT LIST omem). */
   async function unsentReplyBytes(port: number, name: string): Promise<number> {
-    const observer = await RawClient.connect(port);
+    const observer = await RespClient.connect(port);
     try {
       for (let attempt = 0; attempt < 100; attempt++) {
         const list = await ask(observer, "CLIENT", "LIST");
@@ -209,8 +224,13 @@ describe("shutdown", () => {
     test(`${signal}: exit 0 after every owed reply is written`, async () => {
       const s = await startServer({ args: ["--workers", "2"] });
       try {
-        writeRawFile(path.join(s.dir, "big.f64"), 8, new Array(VALUES).fill(0).map((_, i) => i + 0.5), (v, at, x) => v.setFloat64(at, x, true));
-        const c = await RawClient.connect(s.port);
+        writeRawFile(
+          path.join(s.dir, "big.f64"),
+          8,
+          new Array(VALUES).fill(0).map((_, i) => i + 0.5),
+          (v, at, x) => v.setFloat64(at, x, true),
+        );
+        const c = await RespClient.connect(s.port);
         try {
           expect(await ask(c, "MMAP", "big", "big.f64")).toBe(`:${VALUES}\r\n`);
           expect(await ask(c, "CLIENT", "SETNAME", "big-reader")).toBe("+OK\r\n");
@@ -245,7 +265,7 @@ describe("shutdown", () => {
   test("SHUTDOWN closes the connection and exits 0, answering earlier commands first", async () => {
     const s = await startServer({ args: ["--workers", "2"] });
     try {
-      const c = await RawClient.connect(s.port);
+      const c = await RespClient.connect(s.port);
       try {
         c.write(Buffer.concat([resp("MMAP", "k", "k.f64"), resp("VADD", "k", "1.5"), resp("SHUTDOWN", "NOSAVE")]));
         const got = await c.readUntil(() => false, 20_000);
@@ -267,7 +287,7 @@ describe("shutdown", () => {
   test("SHUTDOWN with a bad argument is refused and the server keeps running", async () => {
     const s = await startServer({ args: ["--workers", "1"] });
     try {
-      const c = await RawClient.connect(s.port);
+      const c = await RespClient.connect(s.port);
       try {
         expect(await ask(c, "SHUTDOWN", "LATER")).toBe("-ERR syntax error\r\n");
         expect(await ask(c, "PING")).toBe("+PONG\r\n");
@@ -284,14 +304,14 @@ describe("shutdown", () => {
 describe("maxclients", () => {
   test("with --maxclients 3 the 4th connection is refused; the others go on", async () => {
     const s = await startServer({ args: ["--workers", "1", "--maxclients", "3"] });
-    const clients: RawClient[] = [];
+    const clients: RespClient[] = [];
     try {
       for (let i = 0; i < 3; i++) {
-        const c = await RawClient.connect(s.port);
+        const c = await RespClient.connect(s.port);
         clients.push(c);
         expect(await ask(c, "PING")).toBe("+PONG\r\n");
       }
-      const fourth = await RawClient.connect(s.port);
+      const fourth = await RespClient.connect(s.port);
       clients.push(fourth);
       const got = await fourth.readUntil(() => false, 5000);
       expect(got.toString()).toBe("-ERR max number of clients reached\r\n");
@@ -302,7 +322,7 @@ describe("maxclients", () => {
       clients[0]!.close();
       let accepted = false;
       for (let attempt = 0; attempt < 50 && !accepted; attempt++) {
-        const again = await RawClient.connect(s.port);
+        const again = await RespClient.connect(s.port);
         clients.push(again);
         again.write(resp("PING"));
         accepted = (await again.readReplies(1, 2000)).toString() === "+PONG\r\n";

@@ -45,7 +45,11 @@ function takeAll(ring: Ring): number[] {
  * `whenBlocked`, once this thread blocks in waitBlocking), on the ring whose buffer it is given,
  * and says `published` after each. It ends when told `{ stop: true }`.
  */
-function startProducer(ring: Ring): { worker: Worker; publish: (value: number, whenBlocked?: boolean) => Promise<void>; stop: () => Promise<void> } {
+function startProducer(ring: Ring): {
+  worker: Worker;
+  publish: (value: number, whenBlocked?: boolean) => Promise<void>;
+  stop: () => Promise<void>;
+} {
   const script = path.join(dir, "producer.ts");
   fs.writeFileSync(
     script,
