@@ -78,6 +78,10 @@ def numpy_file_part(r):
         check(f"VRANGE {SERIES} 0 -1 RAW -> numpy.frombuffer(reply, '<f8')", np.frombuffer(raw, dtype="<f8"), series)
         # Text replies are the shortest text that reads back to the same double.
         check(f"VMGET {SERIES} 10 999", [float(v) for v in r.execute_command("VMGET", SERIES, 10, 999)], [series[10], series[999]])
+        # A gather of scattered indices as one block of bytes: numpy indexing on the server.
+        picks = np.array([999, 3, 500, 3, 0])
+        gathered = r.execute_command("VMGET", SERIES, "RAW", *picks.tolist())
+        check(f"VMGET {SERIES} RAW 999 3 500 3 0 -> numpy.frombuffer(reply, '<f8')", np.frombuffer(gathered, dtype="<f8"), series[picks])
         s = stats(r, SERIES)
         check(f"VSTATS {SERIES} count", s["count"], 1000)
         check(f"VSTATS {SERIES} min, max", (float(s["min"]), float(s["max"])), (0.0, 99.9))

@@ -114,6 +114,11 @@ export class ReplyWriter {
     this.length = p;
   }
 
+  /** `$len\r\n` alone: the caller writes the `len` bytes and the CRLF after them. */
+  bulkHeader(n: number): void {
+    this.header(36 /* $ */, n);
+  }
+
   /** `$len\r\n<src[start, end)>\r\n`. */
   bulkBytes(src: Uint8Array, start: number, end: number): void {
     const count = end - start;

@@ -11,6 +11,8 @@
  */
 import type { ShardCommand } from "../shard.ts";
 import { KEY_AT_1 } from "../command_spec.ts";
+import { argIs } from "../args.ts";
+import { CommandError, Errors } from "../errors.ts";
 import { indexArg } from "./index_args.ts";
 import type { Binding } from "../shard.ts";
 import type { ReplyWriter } from "../../protocol/reply_writer.ts";
@@ -26,6 +28,18 @@ export function replyValue(w: ReplyWriter, b: Binding, index: number): void {
 export function replyValues(w: ReplyWriter, b: Binding, start: number, end: number): void {
   w.array(end - start);
   b.type.replyValues(w, b.file, null, start, end);
+}
+
+/** Appends the bytes of the values at indices[0, n) of `b`, in that order, as one bulk string. */
+function replyRawValues(w: ReplyWriter, b: Binding, indices: Float64Array, n: number): void {
+  const width = b.width;
+  const length = n * width;
+  w.bulkHeader(length);
+  w.ensure(length + 2);
+  for (let k = 0; k < n; k++) b.file.readInto(indices[k] * width, width, w.buf, w.length + k * width);
+  w.length += length;
+  w.buf[w.length++] = 13;
+  w.buf[w.length++] = 10;
 }
 
 export const readCommands: ShardCommand[] = [
@@ -53,18 +67,25 @@ export const readCommands: ShardCommand[] = [
     keys: KEY_AT_1,
     group: "mmap",
     since: "0.1.0",
-    summary: "Returns the values at the given indices, in argument order.",
+    summary: "Returns the values at the given indices, in argument order; with RAW, their bytes in the file's layout as one bulk string.",
     complexity: "O(N) where N is the number of indices",
-    syntax: "key index [index ...]",
+    syntax: "key [RAW] index [index ...]",
     run(shard, a, w) {
       const b = shard.get(a, 1);
       const count = b.file.count;
-      const n = a.argc - 2;
+      // RAW is never an index, so the two forms cannot be confused.
+      const raw = argIs(a, 2, "raw");
+      const first = raw ? 3 : 2;
+      const n = a.argc - first;
+      if (n === 0) throw new CommandError(Errors.wrongArity("vmget"));
       // Every index is checked before any value is written, and parsed only once.
       const indices = shard.indexScratch(n);
-      for (let k = 0; k < n; k++) indices[k] = indexArg(a, k + 2, count);
-      w.array(n);
-      b.type.replyValues(w, b.file, indices, 0, n);
+      for (let k = 0; k < n; k++) indices[k] = indexArg(a, k + first, count);
+      if (raw) replyRawValues(w, b, indices, n);
+      else {
+        w.array(n);
+        b.type.replyValues(w, b.file, indices, 0, n);
+      }
     },
   },
   {

@@ -43,7 +43,34 @@ for (const t of TYPE_CASES) {
     expect(run(["VSET", key, "0", inputs[0]!])).toBe(err("ERR The file is not writable"));
     expect(new Uint8Array(fs.readFileSync(h.file(file)))).toEqual(bytes);
   });
+
+  test(`${t.name}: VMGET RAW answers the values' bytes in argument order, as one bulk string`, () => {
+    const key = `interop:${t.name}`;
+    const bytes = new Uint8Array(fs.readFileSync(h.file(`interop-${t.name}.bin`)));
+    const order = [...t.samples.keys()].reverse().concat([0, 0]);
+    const expected = new Uint8Array(order.length * t.width);
+    order.forEach((i, k) => expected.set(bytes.subarray(i * t.width, (i + 1) * t.width), k * t.width));
+    const body = Buffer.from(expected).toString("latin1");
+    for (const proto of [2, 3] as const) {
+      expect(run(["VMGET", key, "RAW", ...order.map(String)], proto)).toBe(`$${expected.length}\r\n${body}\r\n`);
+      expect(run(["VMGET", key, "raw", "0"], proto)).toBe(`$${t.width}\r\n${Buffer.from(bytes.subarray(0, t.width)).toString("latin1")}\r\n`);
+    }
+  });
 }
+
+describe("VMGET RAW: the errors of VMGET", () => {
+  test("no index, a bad index, an index past the end, a key not bound", () => {
+    run(["MMAP", "rawk", "rawk.f64"]);
+    run(["VADD", "rawk", "1", "2"]);
+    expect(run(["VMGET", "rawk", "RAW"])).toBe(err("ERR wrong number of arguments for 'vmget' command"));
+    expect(run(["VMGET", "rawk", "RAW", "0", "x"])).toBe(err("ERR index argument must be integer"));
+    expect(run(["VMGET", "rawk", "RAW", "0", "2"])).toBe(err("ERR index exceeds size"));
+    expect(run(["VMGET", "rawk", "RAW", "-1"])).toBe(run(["VMGET", "rawk", "-1"]));
+    expect(run(["VMGET", "nokey", "RAW", "0"])).toBe(err("ERR You must do MMAP first"));
+    // RAW in another place is not a keyword: it is refused as an index.
+    expect(run(["VMGET", "rawk", "0", "RAW"])).toBe(err("ERR index argument must be integer"));
+  });
+});
 
 describe("values found in files", () => {
   test("NaN found in a file replies nan (float, double, long_double), in both protocols", () => {
