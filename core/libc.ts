@@ -9,7 +9,6 @@ import { FFIType, dlopen, ptr, read, type Pointer } from "bun:ffi";
 import { CommandError } from "./errors.ts";
 
 // Memory protection and mapping flags (<sys/mman.h>).
-export const PROT_NONE = 0;
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;
 export const MAP_SHARED = 0x01;
@@ -17,13 +16,12 @@ export const MS_ASYNC = 1;
 export const MS_SYNC = 4;
 
 // flock operations (<sys/file.h>).
-export const LOCK_SH = 1;
 export const LOCK_EX = 2;
 export const LOCK_NB = 4;
 export const LOCK_UN = 8;
 
 // lseek whence (<unistd.h>).
-export const SEEK_END = 2;
+const SEEK_END = 2;
 
 // errno values that callers tell apart (<errno.h>).
 export const ENOENT = 2;

@@ -53,7 +53,7 @@ export interface MapOptions {
 const WINDOW_STRIDE = 2 ** 30;
 const WINDOW_OVERLAP = 4096;
 /** The largest value size the windows can serve whole. */
-export const MAX_VALUE_SIZE = WINDOW_OVERLAP;
+const MAX_VALUE_SIZE = WINDOW_OVERLAP;
 
 // Writable files are mapped with room to grow, so most growths are a bare ftruncate. Address space
 // is cheap (128 TiB per process) and pages past the end of the file are never touched.

@@ -81,7 +81,7 @@ export interface ShardOptions {
 }
 
 /** How the server routes a command that a shard runs. */
-export type Route =
+type Route =
   | "key" // to the shard of argument 1
   | "keys" // every argument from 1 is a key: split by shard, integer replies summed
   | "all" // to every shard, replies merged by `merge`

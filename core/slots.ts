@@ -17,7 +17,7 @@ const CRC16_TABLE = (() => {
 })();
 
 /** CRC16-CCITT (XModem), as Redis Cluster uses. */
-export function crc16(buf: Uint8Array, start: number, end: number): number {
+function crc16(buf: Uint8Array, start: number, end: number): number {
   let crc = 0;
   for (let p = start; p < end; p++) crc = ((crc << 8) & 0xffff) ^ CRC16_TABLE[((crc >> 8) ^ buf[p]) & 0xff];
   return crc;

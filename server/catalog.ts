@@ -20,7 +20,7 @@ import { log } from "./log.ts";
 import type { Stats } from "./stats.ts";
 
 /** A key's name for logs and error texts (keys are kept as latin1 strings so any bytes round-trip). */
-export const displayKey = (key: string) => Buffer.from(key, "latin1").toString("utf8");
+const displayKey = (key: string) => Buffer.from(key, "latin1").toString("utf8");
 
 export class BindingCatalog {
   readonly registry: Registry;

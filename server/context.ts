@@ -15,7 +15,7 @@ import type { Stats } from "./stats.ts";
 import type { ReplyWriter } from "../protocol/reply_writer.ts";
 
 /** MULTI, EXEC, DISCARD, WATCH and UNWATCH (server/transactions.ts). Errors are returned as their reply text. */
-export interface TransactionControl {
+interface TransactionControl {
   multi(conn: Connection): string | null;
   discard(conn: Connection): string | null;
   watch(conn: Connection, a: ArgList): string | null;

@@ -3,7 +3,7 @@
  * runs main-thread commands, and routes shard commands to the shard(s) that own their keys.
  */
 import type { ArgList } from "../core/args.ts";
-import { Args, argInt, argString, argView, copyArgs } from "../core/args.ts";
+import { Args, argInt, argString, copyArgs } from "../core/args.ts";
 import { shardCommandId } from "../core/commands.ts";
 import { CommandError, Errors } from "../core/errors.ts";
 import type { ShardCommand } from "../core/shard.ts";

@@ -28,7 +28,7 @@ export const PROTECTED_MODE_DENIED =
   "the server to start accepting connections from the outside.\r\n";
 
 /** True for 127.0.0.0/8 and ::1, also when written as IPv4-mapped IPv6 (a dual-stack listener). */
-export function isLoopbackAddress(address: string | undefined): boolean {
+function isLoopbackAddress(address: string | undefined): boolean {
   if (address === undefined || address === "") return false;
   const ip = address.toLowerCase().replace(/^::ffff:/, "");
   return ip.startsWith("127.") || ip === "::1" || ip === "0:0:0:0:0:0:0:1";

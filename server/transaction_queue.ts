@@ -9,7 +9,7 @@ import { Args, type ArgList } from "../core/args.ts";
 import type { CommandSpec } from "../core/command_spec.ts";
 
 /** `_EXEC client slot checkers finishers form`, filled in by EXEC. */
-export const HEADER_ARGS = 6;
+const HEADER_ARGS = 6;
 
 /** A queued command: where its id argument is (its count follows, then its arguments). */
 export interface QueuedCommand {

@@ -13,7 +13,7 @@ import { BARRIER_WORDS } from "../core/commands/transaction.ts";
 import { sigbusGuardHandle } from "../core/sigbus_guard.ts";
 import { Ring } from "./ring.ts";
 import type { FsyncPolicy, ShardMessage, ShardWorkerConfig } from "./wire.ts";
-import { FLAG_OUT_OF_BAND, KIND_EVENT, KIND_OUT_OF_BAND, KIND_REPLY, KIND_SLOW, REPLY_HEADER_WORDS, REQUEST_HEADER_WORDS } from "./wire.ts";
+import { FLAG_OUT_OF_BAND, KIND_EVENT, KIND_REPLY, KIND_SLOW, REPLY_HEADER_WORDS, REQUEST_HEADER_WORDS } from "./wire.ts";
 
 /** Where replies go: the server's connections. */
 export interface ReplySink {

@@ -25,8 +25,6 @@ export const KIND_OUT_OF_BAND = 2;
 /** A slow-log entry for the command whose reply follows (see command_timing.ts); answers nothing. */
 export const KIND_SLOW = 3;
 
-/** Connection id used for commands the server itself sends (restores, flushes). */
-export const SERVER_CONNECTION = 0;
 
 /** Start-up data each shard worker receives. */
 export interface ShardWorkerConfig {

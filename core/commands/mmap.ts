@@ -28,7 +28,7 @@ export interface BindSpec {
 }
 
 /** The largest width of a `string` type. */
-export const MAX_STRING_WIDTH = 255;
+const MAX_STRING_WIDTH = 255;
 
 const STRING_SIZE_ERROR = `invalid value_size: string needs a size from 1 to ${MAX_STRING_WIDTH} (MMAP key path string size)`;
 
@@ -84,7 +84,7 @@ function rebindError(existing: Binding, spec: BindSpec): string | null {
  * file is opened and mapped. `create` is false when bindings are restored at start, so a file
  * that went missing is reported instead of recreated empty.
  */
-export function bindFile(shard: Shard, spec: BindSpec, create: boolean): Binding {
+function bindFile(shard: Shard, spec: BindSpec, create: boolean): Binding {
   const absPath = resolveDataPath(shard.options.dataDir, spec.path, shard.options.allowAnyPath);
   const existing = shard.bindings.get(spec.key);
   // A binding that failed at start is replaced by whatever MMAP binds; it stays if this MMAP fails too.

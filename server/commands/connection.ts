@@ -50,7 +50,7 @@ function helloReply(ctx: ServerContext, conn: Connection, w: ReplyWriter): void 
 }
 
 /** One CLIENT LIST / CLIENT INFO line. */
-export function clientLine(conn: Connection): string {
+function clientLine(conn: Connection): string {
   const now = Date.now();
   return (
     `id=${conn.id} addr=${conn.address} laddr=${localAddress(conn)} fd=-1 name=${conn.name} age=${Math.floor((now - conn.createdAt) / 1000)} ` +
@@ -177,7 +177,12 @@ const CLIENT_HELP = [
 ];
 
 function validName(name: string): boolean {
-  return !/[\s\x00-\x1f\x7f]/.test(name);
+  // Redis refuses spaces and control characters in client names.
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c <= 32 || c === 127 || /\s/.test(name[i])) return false;
+  }
+  return true;
 }
 
 const client: ServerCommand = {

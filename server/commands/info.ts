@@ -11,7 +11,7 @@ import type { ServerCommand } from "./server_command.ts";
 /** Sections that only INFO all, INFO everything or their own name shows, as in Redis. */
 const NOT_DEFAULT = new Set(["commandstats", "latencystats"]);
 
-export function infoText(ctx: ServerContext, sections: string[]): string {
+function infoText(ctx: ServerContext, sections: string[]): string {
   const want = (name: string) =>
     sections.includes(name) ||
     sections.includes("all") ||

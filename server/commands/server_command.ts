@@ -13,5 +13,5 @@ export const DEFERRED = Symbol("deferred");
 export interface ServerCommand extends CommandSpec {
   route: "main";
   /** Writes the reply into `w`, or returns DEFERRED and replies to `seq` later. */
-  run(ctx: ServerContext, conn: Connection, a: ArgList, w: ReplyWriter, seq: number): void | typeof DEFERRED;
+  run(ctx: ServerContext, conn: Connection, a: ArgList, w: ReplyWriter, seq: number): undefined | typeof DEFERRED;
 }

@@ -49,7 +49,7 @@ for (const t of TYPE_CASES) {
     const bytes = new Uint8Array(fs.readFileSync(h.file(`interop-${t.name}.bin`)));
     const order = [...t.samples.keys()].reverse().concat([0, 0]);
     const expected = new Uint8Array(order.length * t.width);
-    order.forEach((i, k) => expected.set(bytes.subarray(i * t.width, (i + 1) * t.width), k * t.width));
+    for (const [k, i] of order.entries()) expected.set(bytes.subarray(i * t.width, (i + 1) * t.width), k * t.width);
     const body = Buffer.from(expected).toString("latin1");
     for (const proto of [2, 3] as const) {
       expect(run(["VMGET", key, "RAW", ...order.map(String)], proto)).toBe(`$${expected.length}\r\n${body}\r\n`);
