@@ -78,6 +78,8 @@ export interface ShardOptions {
   onCatalogChange?: (event: CatalogEvent) => void;
   /** Barrier words shared by the shard workers, for transactions that span shards (see core/commands/transaction.ts). */
   barriers?: Int32Array;
+  /** Sees each command a transaction runs, its reply in `w` from `mark` (the worker times them as single commands). */
+  onTransactionCommand?: (command: ShardCommand, w: ReplyWriter, mark: number) => void;
 }
 
 /** How the server routes a command that a shard runs. */

@@ -88,12 +88,19 @@ export class Dispatcher {
   /** Runs a main-thread command of a transaction into `w` (EXEC's array); none of them answers later. */
   runInto(conn: Connection, command: ServerCommand, a: ArgList, w: ReplyWriter): void {
     const mark = w.length;
+    const started = this.ctx.commandStats.started();
     try {
       if (command.run(this.ctx, conn, a, w, 0) === DEFERRED) throw new Error(`${command.name} cannot run inside a transaction`);
     } catch (e) {
       w.length = mark;
       w.error(e instanceof CommandError ? e.reply : Errors.internal(e));
     }
+    this.ctx.commandStats.ran(conn, command, a, started, w, mark);
+  }
+
+  /** Counts a shard command that a transaction runs (its time is counted by its worker), and shows it to MONITOR. */
+  countInto(conn: Connection, command: ShardCommand, a: ArgList): void {
+    this.ctx.commandStats.routed(conn, command, a);
   }
 
   private runOnMain(conn: Connection, command: Command & { route: "main" }, a: ArgList): void {

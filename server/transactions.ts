@@ -58,8 +58,10 @@ export class Transactions {
     private readonly cluster: Cluster | null,
     private readonly pool: ShardPool,
     private readonly catalog: BindingCatalog,
-    /** Runs a main-thread command into `w` (errors become error replies). */
+    /** Runs a main-thread command into `w` (errors become error replies), counted as it would be alone. */
     private readonly runOnMain: (conn: Connection, command: ServerCommand, a: ArgList, w: ReplyWriter) => void,
+    /** Counts a shard command the transaction runs and shows it to MONITOR, as dispatch does for one alone. */
+    private readonly countShardCommand: (conn: Connection, command: ShardCommand, a: ArgList) => void,
   ) {}
 
   multi(conn: Connection): string | null {
@@ -145,6 +147,10 @@ export class Transactions {
     }
     const watchedShards = conn.watchedShards;
     conn.watchedShards = null;
+    for (const q of tx.commands) {
+      const command = q.command as Command;
+      if (command.route !== "main") this.countShardCommand(conn, command, tx.view(q));
+    }
     const direct = this.directShard(tx, watchedShards);
     if (direct >= 0) {
       // The usual case: every command on one shard, which answers EXEC itself.

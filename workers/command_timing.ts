@@ -110,10 +110,10 @@ export class ShardTiming {
   }
 
   /**
-   * Records the command `id` whose reply is in `w`: its time, whether it failed (an error reply)
-   * and with which code. Returns its time in ms when the slow log wants it, else -1.
+   * Records the command `id` whose reply is in `w` from `mark`: its time, whether it failed (an
+   * error reply) and with which code. Returns its time in ms when the slow log wants it, else -1.
    */
-  record(id: number, w: ReplyWriter): number {
+  record(id: number, w: ReplyWriter, mark = 0): number {
     const now = performance.now();
     const ms = now - this.last;
     this.last = now;
@@ -121,9 +121,9 @@ export class ShardTiming {
     const at = COMMANDS_AT + id * COMMAND_WORDS;
     words[at] += ms;
     words[at + 2 + latencyBucket(ms)]++;
-    if (w.buf[0] === 45) {
+    if (w.buf[mark] === 45) {
       words[at + 1]++;
-      words[ERROR_COUNTS_AT + this.codeSlot(errorCode(w.buf, 0, w.length))]++;
+      words[ERROR_COUNTS_AT + this.codeSlot(errorCode(w.buf, mark, w.length))]++;
     }
     const threshold = words[THRESHOLD_WORD];
     return threshold >= 0 && ms >= threshold ? ms : -1;

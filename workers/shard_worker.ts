@@ -8,7 +8,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { Args } from "../core/args.ts";
-import { SHARD_COMMANDS } from "../core/commands.ts";
+import { SHARD_COMMANDS, shardCommandId } from "../core/commands.ts";
 import { Shard } from "../core/shard.ts";
 import { adoptSigbusGuard } from "../core/sigbus_guard.ts";
 import type { CatalogEvent, ShardCommand } from "../core/shard.ts";
@@ -34,6 +34,7 @@ const shard = new Shard({
   count: config.count,
   onCatalogChange: (e) => events.push(e),
   barriers: new Int32Array(config.barriers),
+  onTransactionCommand: (command, w, mark) => timing.record(shardCommandId.get(command)!, w, mark),
 });
 
 const timing = new ShardTiming(config.timing, SHARD_COMMANDS.length);

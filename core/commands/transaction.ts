@@ -161,7 +161,9 @@ export function transactionCommands(table: () => readonly ShardCommand[]): Shard
           sub.argc = argc;
           sub.argStart = a.argStart.subarray(p + 2, p + 2 + argc);
           sub.argEnd = a.argEnd.subarray(p + 2, p + 2 + argc);
+          const mark = w.length;
           shard.execute(command, sub, w);
+          shard.options.onTransactionCommand?.(command, w, mark);
           p += 2 + argc;
         }
         // Nothing else runs here until every shard has run its part.

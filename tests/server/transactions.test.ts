@@ -444,3 +444,18 @@ describe("a shard worker that dies during transactions", () => {
     }
   }, 60_000);
 });
+
+test("commands run by EXEC count in INFO commandstats and errorstats, as they would alone", async () => {
+  const c = await RespClient.connect(server.port);
+  try {
+    await c.text("CONFIG", "RESETSTAT");
+    await c.replies([["MULTI"], ["VGET", A, "0"], ["VGET", B, "99999"], ["PING"], ["EXEC"]]);
+    const stats = (await c.text("INFO", "commandstats")) + (await c.text("INFO", "errorstats"));
+    expect(stats).toMatch(/cmdstat_vget:calls=2,usec=\d+,usec_per_call=[\d.]+,rejected_calls=0,failed_calls=1/);
+    expect(stats).toMatch(/cmdstat_ping:calls=1,/);
+    expect(stats).toMatch(/cmdstat_exec:calls=1,/);
+    expect(stats).toContain("errorstat_ERR:count=1");
+  } finally {
+    c.close();
+  }
+});
