@@ -58,3 +58,14 @@ export function argShard(a: ArgList, i: number, workers: number): number {
   return hashSlot(a.buf, a.argStart[i], a.argEnd[i]) % workers;
 }
 
+/** The positions of arguments `first`..argc of `a` (keys), grouped by the shard of `workers` that owns each, in order. */
+export function keysByShard(a: ArgList, first: number, workers: number): Map<number, number[]> {
+  const byShard = new Map<number, number[]>();
+  for (let i = first; i < a.argc; i++) {
+    const s = argShard(a, i, workers);
+    const list = byShard.get(s);
+    if (list === undefined) byShard.set(s, [i]);
+    else list.push(i);
+  }
+  return byShard;
+}

@@ -7,7 +7,7 @@ import { Args, argInt, argString, copyArgs } from "../core/args.ts";
 import { shardCommandId } from "../core/commands.ts";
 import { CommandError, Errors } from "../core/errors.ts";
 import type { ShardCommand } from "../core/shard.ts";
-import { argShard } from "../core/slots.ts";
+import { keysByShard } from "../core/slots.ts";
 import type { ShardPool } from "../workers/shard_pool.ts";
 import type { BindingCatalog } from "./catalog.ts";
 import { clusterRefusal } from "./cluster/redirect.ts";
@@ -170,13 +170,9 @@ export class Dispatcher {
         return;
       }
       case "keys": {
-        const byShard = new Map<number, number[]>();
-        for (let i = 1; i < a.argc; i++) {
-          const s = argShard(a, i, shards);
-          let list = byShard.get(s);
-          if (list === undefined) byShard.set(s, (list = [0]));
-          list.push(i);
-        }
+        // Each shard gets the command's name and its own keys.
+        const byShard = keysByShard(a, 1, shards);
+        for (const indices of byShard.values()) indices.unshift(0);
         const seq = conn.nextSeq++;
         if (byShard.size > 1) conn.parked.set(seq, { remaining: byShard.size, parts: [], merge: (parts) => mergeReplies(command.merge ?? "sum", parts) });
         for (const [s, indices] of byShard) this.pool.send(s, conn.id, seq, proto, id, a, byShard.size > 1 ? indices : null);

@@ -15,7 +15,7 @@ import { shardCommandId, SHARD_COMMAND_INDEX } from "../core/commands.ts";
 import { BARRIER_WORDS, CANCELLED, EXEC_ABORTED, EXEC_CANCELLED, EXEC_DIRECT, EXEC_PARTS } from "../core/commands/transaction.ts";
 import { Errors, TransactionErrors } from "../core/errors.ts";
 import type { ShardCommand } from "../core/shard.ts";
-import { argShard } from "../core/slots.ts";
+import { keysByShard } from "../core/slots.ts";
 import { replyEnd } from "../protocol/reply_scan.ts";
 import { ReplyWriter } from "../protocol/reply_writer.ts";
 import { TRANSACTION_SLOTS, type ShardPool } from "../workers/shard_pool.ts";
@@ -96,13 +96,7 @@ export class Transactions {
   /** WATCH: each key's shard starts watching it for this connection, in dispatch order. */
   watch(conn: Connection, a: ArgList): string | null {
     if (conn.tx !== null) return TransactionErrors.watchInMulti;
-    const byShard = new Map<number, number[]>();
-    for (let i = 1; i < a.argc; i++) {
-      const s = argShard(a, i, this.config.workers);
-      let list = byShard.get(s);
-      if (list === undefined) byShard.set(s, (list = []));
-      list.push(i);
-    }
+    const byShard = keysByShard(a, 1, this.config.workers);
     const client = encoder.encode(String(conn.id));
     for (const [s, indices] of byShard) {
       const args = Args.of("_watch", client, ...indices.map((i) => argView(a, i)));
@@ -229,14 +223,9 @@ export class Transactions {
           break;
         }
         case "keys": {
-          const byShard = new Map<number, number[]>();
-          for (let i = 1; i < a.argc; i++) {
-            const s = argShard(a, i, shards);
-            let list = byShard.get(s);
-            if (list === undefined) byShard.set(s, (list = []));
-            list.push(q.at + 2 + i);
-          }
-          const parts = [...byShard].map(([s, keys]) => {
+          const byShard = keysByShard(a, 1, shards);
+          const parts = [...byShard].map(([s, positions]) => {
+            const keys = positions.map((i) => q.at + 2 + i);
             // Each shard gets the command with its own keys: an id and a count of its own.
             const at = tx.pushNumber(shardCommandId.get(command)!);
             tx.pushNumber(keys.length + 1);
