@@ -132,7 +132,9 @@ export function copyArgs(a: ArgList): Args {
     from = Math.min(from, a.argStart[i]);
     to = Math.max(to, a.argEnd[i]);
   }
-  out.buf = a.argc === 0 ? new Uint8Array(0) : a.buf.slice(from, to);
+  // A copy, never a view: the parser's buffer may be a socket's Buffer, whose slice() is a view
+  // into memory that the next read reuses.
+  out.buf = a.argc === 0 ? new Uint8Array(0) : new Uint8Array(a.buf.subarray(from, to));
   for (let i = 0; i < a.argc; i++) {
     out.argStart[i] = a.argStart[i] - from;
     out.argEnd[i] = a.argEnd[i] - from;

@@ -6,7 +6,7 @@
  * Linux x86-64 with glibc only: the constants are that platform's values.
  */
 import { FFIType, dlopen, ptr, read, type Pointer } from "bun:ffi";
-import { CommandError } from "./errors.ts";
+import { BindingErrors, CommandError } from "./errors.ts";
 
 // Memory protection and mapping flags (<sys/mman.h>).
 export const PROT_READ = 1;
@@ -132,7 +132,7 @@ export function strerror(code: number): string {
 
 /** The `CommandError` "ERR <what>: <strerror(code)>" for a failed call. */
 export function systemError(what: string, code: number): CommandError {
-  return new CommandError(`ERR ${what}: ${strerror(code)}`);
+  return new CommandError(BindingErrors.systemCall(what, strerror(code)));
 }
 
 /** Maps `length` bytes of `fd` from offset 0; returns the address, or -1 with errno set. */

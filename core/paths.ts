@@ -5,7 +5,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { CommandError, Errors } from "./errors.ts";
+import { BindingErrors, CommandError, Errors } from "./errors.ts";
 import {
   EINVAL, ENOENT, ENOSYS, EPERM, EXDEV, RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS, errno, errnoOf, openat2, strerror,
 } from "./libc.ts";
@@ -17,7 +17,7 @@ export function replySafe(text: string): string {
 
 /** The error "ERR cannot open '<given>': <strerror(code)>". */
 export function cannotOpen(given: string, code: number): CommandError {
-  return new CommandError(`ERR cannot open '${replySafe(given)}': ${strerror(code)}`);
+  return new CommandError(BindingErrors.cannotOpen(replySafe(given), strerror(code)));
 }
 
 /** True if `candidate` (absolute, normalized) is `root` or lies below it. */
@@ -48,7 +48,7 @@ export function resolveDataPath(dataDir: string, given: string, allowAnyPath: bo
     try {
       root = fs.realpathSync(dataDir);
     } catch (error) {
-      throw new CommandError(`ERR cannot open the data directory: ${strerror(errnoOf(error))}`);
+      throw new CommandError(BindingErrors.dataDirUnopenable(strerror(errnoOf(error))));
     }
     realDataDirs.set(dataDir, root);
   }
@@ -100,7 +100,7 @@ export function resolveDataPath(dataDir: string, given: string, allowAnyPath: bo
  */
 export function refuseSpecialFile(absPath: string, given: string): void {
   const stats = fs.statSync(absPath, { throwIfNoEntry: false });
-  if (stats !== undefined && !stats.isFile()) throw new CommandError(`ERR '${replySafe(given)}' is not a regular file`);
+  if (stats !== undefined && !stats.isFile()) throw new CommandError(BindingErrors.notRegularFile(replySafe(given)));
 }
 
 /** Whether openat2 works here; false once it answered ENOSYS or EPERM (old kernel, seccomp). */

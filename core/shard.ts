@@ -131,7 +131,7 @@ export class Shard {
     if (this.lastBinding !== undefined && argEquals(a, i, this.lastKeyBytes)) return this.lastBinding;
     const binding = this.bindings.get(this.keyOf(a, i));
     if (binding !== undefined) {
-      this.lastKeyBytes = a.buf.slice(a.argStart[i], a.argEnd[i]);
+      this.lastKeyBytes = new Uint8Array(a.buf.subarray(a.argStart[i], a.argEnd[i]));
       this.lastBinding = binding;
     }
     return binding;

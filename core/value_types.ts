@@ -69,7 +69,7 @@ interface IntSpec {
 
 /** An integer type of at most 32 bits: every value is a safe JavaScript number. */
 function smallInt(spec: IntSpec): ValueType {
-  const rangeError = `ERR value must be between ${spec.min} and ${spec.max}`;
+  const rangeError = Errors.valueOutOfRange(spec.min, spec.max);
   return withEachValue({
     name: spec.name,
     width: spec.width,
@@ -102,7 +102,7 @@ const UINT64_MAX = 2n ** 64n - 1n;
 function bigInt(name: string, signed: boolean): ValueType {
   const min = signed ? INT64_MIN : 0n;
   const max = signed ? INT64_MAX : UINT64_MAX;
-  const rangeError = `ERR value must be between ${min} and ${max}`;
+  const rangeError = Errors.valueOutOfRange(min, max);
   return withEachValue({
     name,
     width: 8,
@@ -143,7 +143,7 @@ const NAN_TEXT = /^[+-]?nan$/i;
 
 /** The error for argument i, which is not a number of the type: it says so of NaN, which is never stored. */
 function notNumberError(a: ArgList, i: number, type: "float" | "double"): string {
-  return NAN_TEXT.test(argString(a, i)) ? Errors.nanNotStored(type) : `ERR value must be ${type}`;
+  return NAN_TEXT.test(argString(a, i)) ? Errors.nanNotStored(type) : Errors.valueNotNumber(type);
 }
 const INFINITY_TEXT = /^([+-]?)inf(inity)?$/i;
 const POWERS_OF_TEN = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22];
@@ -203,7 +203,7 @@ const runFloats = new Float32Array(runBytes.buffer);
 
 /** float32 and float64: finite values beyond the type's range are refused, NaN is never accepted. */
 function floating(name: string, width: 4 | 8): ValueType {
-  const overflow = `ERR value is out of range for ${name}`;
+  const overflow = Errors.valueOverflow(name);
   const get = width === 4 ? (view: DataView, at: number) => view.getFloat32(at, true) : (view: DataView, at: number) => view.getFloat64(at, true);
   return {
     name,
@@ -359,7 +359,7 @@ const longDouble: ValueType = withEachValue({
   encode(a, i, dst, off) {
     const x = parseDouble(a, i);
     if (x !== x) return notNumberError(a, i, "double");
-    if ((x === Infinity || x === -Infinity) && !INFINITY_TEXT.test(argString(a, i))) return "ERR value is out of range for long_double";
+    if ((x === Infinity || x === -Infinity) && !INFINITY_TEXT.test(argString(a, i))) return Errors.valueOverflow("long_double");
     writeLongDouble(dst, off, x);
     return null;
   },
@@ -415,10 +415,6 @@ export const VALUE_TYPES: ReadonlyMap<string, ValueType> = (() => {
   add(fixedString);
   return m;
 })();
-
-/** The error for an unknown type name, listing the canonical names. */
-export const UNKNOWN_TYPE_ERROR =
-  "ERR value_type must be int8, uint8, int16, uint16, int32, uint32, int64, uint64, float, double, long_double or string";
 
 /** The type `double`, which the blog form `MMAP key path` uses. */
 export const DEFAULT_TYPE = VALUE_TYPES.get("double")!;

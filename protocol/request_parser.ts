@@ -8,6 +8,7 @@
  * internal buffer, and the parse resumes where it stopped (inside a header line, between
  * arguments, or inside a bulk) instead of rescanning the frame. Nothing is allocated per command.
  */
+import { ProtocolErrors } from "../core/errors.ts";
 import { copyBytes } from "./bytes.ts";
 
 export interface ParserLimits {
@@ -200,11 +201,7 @@ export class RequestParser {
           this.scanPos = cr;
           this.state = state;
           if (cr >= end && end - this.cursor > MAX_HEADER_LINE) {
-            return this.fail(
-              state === COUNT_LINE
-                ? "ERR Protocol error: too big mbulk count string"
-                : "ERR Protocol error: too big bulk count string",
-            );
+            return this.fail(state === COUNT_LINE ? ProtocolErrors.countTooBig : ProtocolErrors.bulkLengthTooBig);
           }
           return NEED_MORE;
         }
@@ -212,7 +209,7 @@ export class RequestParser {
         if (state === COUNT_LINE) {
           const count = parseLength(src, lineStart + 1, cr);
           if (count !== count || count > this.maxMultibulkLength) {
-            return this.fail("ERR Protocol error: invalid multibulk length");
+            return this.fail(ProtocolErrors.invalidCount);
           }
           this.cursor = cr + 2;
           if (count <= 0) {
@@ -226,11 +223,11 @@ export class RequestParser {
         }
         const kind = src[lineStart]!;
         if (kind !== DOLLAR) {
-          return this.fail(`ERR Protocol error: expected '$', got '${String.fromCharCode(kind)}'`);
+          return this.fail(ProtocolErrors.expectedBulk(String.fromCharCode(kind)));
         }
         const length = parseLength(src, lineStart + 1, cr);
         if (length !== length || length < 0 || length > this.maxBulkLength) {
-          return this.fail("ERR Protocol error: invalid bulk length");
+          return this.fail(ProtocolErrors.invalidBulkLength);
         }
         this.bulkLength = length;
         this.cursor = cr + 2;
@@ -264,14 +261,14 @@ export class RequestParser {
         this.scanPos = lf;
         this.state = state;
         if (end - this.cursor > this.maxInlineLength) {
-          return this.fail("ERR Protocol error: too big inline request");
+          return this.fail(ProtocolErrors.inlineTooBig);
         }
         return NEED_MORE;
       }
       let lineEnd = lf;
       if (lineEnd > this.cursor && src[lineEnd - 1] === CR) lineEnd--;
       if (!this.splitInline(src, this.cursor, lineEnd)) {
-        return this.fail("ERR Protocol error: unbalanced quotes in request");
+        return this.fail(ProtocolErrors.unbalancedQuotes);
       }
       this.cursor = lf + 1;
       state = COMMAND_START;

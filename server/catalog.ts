@@ -8,7 +8,7 @@ import type { ArgList } from "../core/args.ts";
 import { Args, argString, keyString } from "../core/args.ts";
 import { SHARD_COMMAND_INDEX, shardCommandId } from "../core/commands.ts";
 import { parseMmapArgs } from "../core/commands/mmap.ts";
-import { CommandError } from "../core/errors.ts";
+import { BindingErrors, CommandError } from "../core/errors.ts";
 import { refuseSpecialFile, replySafe, resolveDataPath } from "../core/paths.ts";
 import { REGISTRY_FILE, Registry } from "../core/registry.ts";
 import type { CatalogEvent } from "../core/shard.ts";
@@ -132,10 +132,10 @@ export class BindingCatalog {
       return e.reply;
     }
     if (path.dirname(abs) === this.dataDir && path.basename(abs).startsWith(REGISTRY_FILE)) {
-      return `ERR '${path.basename(abs)}' is the bindings registry's file`;
+      return BindingErrors.registryFile(path.basename(abs));
     }
     const writer = this.writers.get(abs) ?? this.pendingWriters.get(abs)?.key;
-    if (writer !== undefined && writer !== key) return `ERR file is already bound writable to key '${displayKey(writer)}'`;
+    if (writer !== undefined && writer !== key) return BindingErrors.boundWritable(displayKey(writer));
     if (writable) {
       // Claim the file until the shard answers, so a pipelined MMAP of it under another key
       // (possibly on another shard) is refused even before this binding is known.

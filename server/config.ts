@@ -8,7 +8,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { CommandError } from "../core/errors.ts";
+import { CommandError, ServerErrors } from "../core/errors.ts";
 import type { FsyncPolicy } from "../workers/wire.ts";
 import type { LogLevel } from "./log.ts";
 import { setLogLevel } from "./log.ts";
@@ -466,9 +466,8 @@ export function setParameters(c: Config, live: LiveServer, pairs: [name: string,
   const found: [Parameter, string][] = [];
   for (const [name, value] of pairs) {
     const p = findParameter(name);
-    if (p === undefined) throw new CommandError(`ERR Unknown option or number of arguments for CONFIG SET - '${name}'`);
-    const failed = (reason: string) =>
-      new CommandError(`ERR CONFIG SET failed (possibly related to argument '${name.toLowerCase()}') - ${reason}`);
+    if (p === undefined) throw new CommandError(ServerErrors.configUnknownOption(name));
+    const failed = (reason: string) => new CommandError(ServerErrors.configSetFailed(name.toLowerCase(), reason));
     if (!p.mutable) throw failed("can't set immutable config");
     if (seen.has(p)) throw failed("duplicate parameter");
     seen.add(p);

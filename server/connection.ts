@@ -92,7 +92,7 @@ export class Connection {
   /** Accepts the reply for `seq`: written now if it is its turn, parked otherwise (copied). */
   complete(seq: number, buf: Uint8Array, start: number, end: number): void {
     if (seq !== this.doneSeq) {
-      this.parked.set(seq, buf.slice(start, end));
+      this.parked.set(seq, new Uint8Array(buf.subarray(start, end)));
       return;
     }
     this.out.raw(buf, start, end);
@@ -120,7 +120,7 @@ export class Connection {
   gatherPart(seq: number, buf: Uint8Array, start: number, end: number): boolean {
     const g = this.parked.get(seq);
     if (g === undefined || g instanceof Uint8Array) return false;
-    const part = buf.slice(start, end);
+    const part = new Uint8Array(buf.subarray(start, end));
     g.parts.push(part);
     if (g.more?.(part)) g.remaining++;
     if (--g.remaining === 0) {

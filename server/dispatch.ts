@@ -5,7 +5,7 @@
 import type { ArgList } from "../core/args.ts";
 import { Args, argInt, argString, copyArgs } from "../core/args.ts";
 import { shardCommandId } from "../core/commands.ts";
-import { CommandError, Errors } from "../core/errors.ts";
+import { CommandError, ConnectionErrors, Errors } from "../core/errors.ts";
 import type { ShardCommand } from "../core/shard.ts";
 import { keysByShard } from "../core/slots.ts";
 import type { ShardPool } from "../workers/shard_pool.ts";
@@ -79,7 +79,7 @@ export class Dispatcher {
       return unknownCommandError(a);
     }
     conn.lastCommand = command.name;
-    if (!conn.authenticated && !command.flags.includes("no_auth")) return "NOAUTH Authentication required.";
+    if (!conn.authenticated && !command.flags.includes("no_auth")) return ConnectionErrors.noAuth;
     if (command.arity > 0 ? a.argc !== command.arity : a.argc < -command.arity) return Errors.wrongArity(command.name);
     if (conn.monitoring && (command.flags.includes("readonly") || command.flags.includes("write"))) return Errors.monitorKeyspace;
     return this.ctx.cluster === null ? null : clusterRefusal(this.ctx.cluster, conn, command, a);
@@ -199,5 +199,5 @@ function unknownCommandError(a: ArgList): string {
   const clean = (s: string) => s.replace(/[\r\n]/g, " ");
   let args = "";
   for (let i = 1; i < a.argc && args.length < 128; i++) args += `'${clean(argString(a, i)).slice(0, 128 - args.length)}' `;
-  return `ERR unknown command '${clean(argString(a, 0)).slice(0, 128)}', with args beginning with: ${args}`;
+  return Errors.unknownCommand(clean(argString(a, 0)).slice(0, 128), args);
 }

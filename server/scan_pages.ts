@@ -77,7 +77,7 @@ export class ScanHops {
     // Options come in pairs (the first shard refuses anything else, and then no hop follows).
     for (let i = 2; i + 1 < a.argc; i += 2) {
       if (argIs(a, i, "count")) count = Number(decoder.decode(argView(a, i + 1)));
-      else this.options.push(argView(a, i).slice(), argView(a, i + 1).slice());
+      else this.options.push(new Uint8Array(argView(a, i)), new Uint8Array(argView(a, i + 1)));
     }
     this.count = count;
   }

@@ -13,7 +13,7 @@
 import type { ArgList } from "../args.ts";
 import { argInt, argIs, argString, keyString } from "../args.ts";
 import { ALL_KEYS, KEY_AT_1 } from "../command_spec.ts";
-import { CommandError, Errors, fail } from "../errors.ts";
+import { CommandError, Errors } from "../errors.ts";
 import { FNV_OFFSET, fnvMix } from "../fnv.ts";
 import { globMatch } from "../glob.ts";
 import type { Shard, ShardCommand } from "../shard.ts";
@@ -123,7 +123,7 @@ export const keyspaceCommands: ShardCommand[] = [
     syntax: "cursor [MATCH pattern] [COUNT count] [TYPE type]",
     run(shard, a, w) {
       const cursor = argInt(a, 1);
-      if (!(cursor >= 0)) fail("invalid cursor");
+      if (!(cursor >= 0)) throw new CommandError(Errors.invalidCursor);
       let pattern: string | undefined;
       let count = SCAN_DEFAULT_COUNT;
       let typeFilter: string | undefined;

@@ -10,13 +10,13 @@
 import type { ArgList } from "../args.ts";
 import { KEY_AT_1 } from "../command_spec.ts";
 import { argInt, argIs, argString } from "../args.ts";
-import { CommandError, Errors, fail } from "../errors.ts";
+import { BindingErrors, CommandError, Errors } from "../errors.ts";
 import { MappedFile } from "../mapped_file.ts";
 import { resolveDataPath } from "../paths.ts";
 import type { Shard, ShardCommand } from "../shard.ts";
 import { Binding, FailedBinding } from "../shard.ts";
 import type { ValueType } from "../value_types.ts";
-import { DEFAULT_TYPE, UNKNOWN_TYPE_ERROR, VALUE_TYPES } from "../value_types.ts";
+import { DEFAULT_TYPE, VALUE_TYPES } from "../value_types.ts";
 
 /** What an MMAP asks for, once its arguments are checked. */
 export interface BindSpec {
@@ -30,14 +30,12 @@ export interface BindSpec {
 /** The largest width of a `string` type. */
 const MAX_STRING_WIDTH = 255;
 
-const STRING_SIZE_ERROR = `invalid value_size: string needs a size from 1 to ${MAX_STRING_WIDTH} (MMAP key path string size)`;
-
 /** Parses `MMAP key path [type [size] [WRITABLE|READONLY]]` (argument 0 is the name). Throws on bad input. */
 export function parseMmapArgs(a: ArgList, key: string): BindSpec {
   const path = argString(a, 2);
   if (a.argc === 3) return { key, path, type: DEFAULT_TYPE, width: DEFAULT_TYPE.width, writable: true };
   const type = VALUE_TYPES.get(argString(a, 3).toLowerCase());
-  if (type === undefined) throw new CommandError(UNKNOWN_TYPE_ERROR);
+  if (type === undefined) throw new CommandError(BindingErrors.unknownType);
   let size = -1;
   let mode: "writable" | "readonly" | undefined;
   for (let i = 4; i < a.argc; i++) {
@@ -46,14 +44,14 @@ export function parseMmapArgs(a: ArgList, key: string): BindSpec {
     else if (word === undefined && size < 0) {
       size = argInt(a, i);
       // A negative size is no size at all: refused, not taken as "size not given".
-      if (!(size >= 0)) fail(type.width === 0 ? STRING_SIZE_ERROR : "invalid value_size");
+      if (!(size >= 0)) throw new CommandError(type.width === 0 ? BindingErrors.stringSize(MAX_STRING_WIDTH) : BindingErrors.invalidSize);
     } else throw new CommandError(Errors.syntax);
   }
   let width = type.width;
   if (type.width === 0) {
-    if (size < 1 || size > MAX_STRING_WIDTH) fail(STRING_SIZE_ERROR);
+    if (size < 1 || size > MAX_STRING_WIDTH) throw new CommandError(BindingErrors.stringSize(MAX_STRING_WIDTH));
     width = size;
-  } else if (size >= 0 && size !== type.width) fail("invalid value_size");
+  } else if (size >= 0 && size !== type.width) throw new CommandError(BindingErrors.invalidSize);
   return { key, path, type, width, writable: mode === "writable" };
 }
 
@@ -89,7 +87,7 @@ function bindFile(shard: Shard, spec: BindSpec, create: boolean): Binding {
   const existing = shard.bindings.get(spec.key);
   // A binding that failed at start is replaced by whatever MMAP binds; it stays if this MMAP fails too.
   if (existing instanceof Binding) {
-    if (existing.absPath !== absPath) fail("It is already mapped on another file");
+    if (existing.absPath !== absPath) throw new CommandError(BindingErrors.otherFile);
     const differs = rebindError(existing, spec);
     if (differs !== null) throw new CommandError(differs);
     // The same binding: nothing changes, unless another process resized the file; then it is mapped anew.
@@ -97,7 +95,7 @@ function bindFile(shard: Shard, spec: BindSpec, create: boolean): Binding {
     shard.unbind(spec.key);
   }
   const writer = shard.writers.get(absPath);
-  if (writer !== undefined) fail(`file is already bound writable to key '${Buffer.from(writer.key, "latin1").toString("utf8")}'`);
+  if (writer !== undefined) throw new CommandError(BindingErrors.boundWritable(Buffer.from(writer.key, "latin1").toString("utf8")));
   const root = shard.options.allowAnyPath ? undefined : shard.options.dataDir;
   const file = MappedFile.open(absPath, { writable: spec.writable, create, valueSize: spec.width, displayPath: spec.path, root });
   const binding = new Binding(spec.key, file, spec.type, spec.width, spec.path, absPath);
@@ -150,7 +148,7 @@ export const restoreBindingCommand: ShardCommand = {
     const writable = argIs(a, 5, "rw");
     try {
       const type = VALUE_TYPES.get(typeName);
-      if (type === undefined) throw new CommandError(UNKNOWN_TYPE_ERROR);
+      if (type === undefined) throw new CommandError(BindingErrors.unknownType);
       w.integer(bindFile(shard, { key, path, type, width, writable }, false).file.count);
     } catch (e) {
       if (!(e instanceof CommandError)) throw e;

@@ -7,14 +7,14 @@
  */
 import { argLength } from "../args.ts";
 import { KEY_AT_1 } from "../command_spec.ts";
-import { CommandError, Errors, fail } from "../errors.ts";
+import { CommandError, Errors } from "../errors.ts";
 import type { Binding, ShardCommand } from "../shard.ts";
 import { indexArg } from "./index_args.ts";
 import { appendBytes } from "./write.ts";
 
 /** The number of values in argument i, whose length must be a multiple of the value size. */
 function rawValueCount(b: Binding, length: number): number {
-  if (length % b.width !== 0) fail(`raw length ${length} is not a multiple of value size ${b.width}`);
+  if (length % b.width !== 0) throw new CommandError(Errors.rawLength(length, b.width));
   return length / b.width;
 }
 

@@ -10,7 +10,7 @@
 import type { ArgList } from "../args.ts";
 import { KEY_AT_1 } from "../command_spec.ts";
 import { argIs } from "../args.ts";
-import { CommandError, Errors, fail } from "../errors.ts";
+import { CommandError, Errors } from "../errors.ts";
 import type { Binding, Shard, ShardCommand } from "../shard.ts";
 import { indexArg } from "./index_args.ts";
 import { replyValue } from "./read.ts";
@@ -39,7 +39,7 @@ export function appendBytes(shard: Shard, b: Binding, src: Uint8Array, start: nu
 /** Redis 8's VADD for vector sets starts with one of these words; ours appends values. */
 function refuseVectorSetSyntax(b: Binding, a: ArgList): void {
   if (b.type.numeric && (argIs(a, 2, "reduce") || argIs(a, 2, "fp32") || argIs(a, 2, "values"))) {
-    fail("this is mmapd's VADD (append values); Redis 8 vector-set syntax is not supported");
+    throw new CommandError(Errors.vectorSetSyntax);
   }
 }
 

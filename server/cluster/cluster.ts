@@ -227,7 +227,7 @@ export class Cluster {
       this.save();
     } catch (e) {
       Object.assign(this, before);
-      throw new CommandError(`ERR cannot save the cluster topology: ${(e as Error).message}`);
+      throw new CommandError(ClusterErrors.saveFailed((e as Error).message));
     }
     log("notice", `Cluster: topology version ${this.version}; this node is ${this.describeMyself()}`);
   }

@@ -18,7 +18,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { ArgList } from "../../core/args.ts";
 import { argInt, argIs, argString, argView } from "../../core/args.ts";
-import { CommandError, fail } from "../../core/errors.ts";
+import { ClusterErrors, CommandError, MigrationErrors } from "../../core/errors.ts";
 import { REGISTRY_FILE } from "../../core/registry.ts";
 import { SLOT_COUNT } from "../../core/slots.ts";
 import type { ReplyWriter } from "../../protocol/reply_writer.ts";
@@ -79,7 +79,7 @@ function watchImports(cluster: Cluster): void {
 
 function slotArg(a: ArgList, i: number): number {
   const slot = argInt(a, i);
-  if (!(slot >= 0 && slot < SLOT_COUNT)) fail("Slot is out of range");
+  if (!(slot >= 0 && slot < SLOT_COUNT)) throw new CommandError(ClusterErrors.slotOutOfRange);
   return slot;
 }
 
@@ -90,14 +90,14 @@ function slotArg(a: ArgList, i: number): number {
 function checkedPath(given: string): string {
   const normal = path.normalize(given);
   if (path.isAbsolute(normal) || normal === ".." || normal.startsWith("../") || normal === ".")
-    fail(`path '${given}' is not inside the data directory`);
+    throw new CommandError(MigrationErrors.outsideDataDir(given));
   if (
     normal.startsWith(REGISTRY_FILE) ||
     normal.startsWith(TOPOLOGY_FILE) ||
     normal.startsWith("cluster-migration.json") ||
     normal.startsWith(STAGING_DIR)
   ) {
-    fail(`path '${given}' is one of the server's own files`);
+    throw new CommandError(MigrationErrors.ownFile(given));
   }
   return normal;
 }
@@ -105,7 +105,7 @@ function checkedPath(given: string): string {
 /** The import of `slot` on `conn`, or the error that there is none. */
 function importOn(conn: Connection, slot: number): Import {
   const current = imports.get(slot);
-  if (current === undefined || current.conn !== conn || current.undoing) fail(`slot ${slot} is not being imported on this connection`);
+  if (current === undefined || current.conn !== conn || current.undoing) throw new CommandError(MigrationErrors.notImportingHere(slot));
   return current;
 }
 
@@ -114,10 +114,10 @@ export function importCommand(cluster: Cluster, conn: Connection, a: ArgList, w:
   const slot = slotArg(a, 2);
   if (argIs(a, 3, "start") && a.argc === 5) {
     const source = argString(a, 4);
-    if (cluster.serves(slot)) fail(`slot ${slot} is already served by this node`);
+    if (cluster.serves(slot)) throw new CommandError(MigrationErrors.alreadyServed(slot));
     const current = imports.get(slot);
     if (current !== undefined)
-      fail(current.undoing ? `the last import of slot ${slot} is still being undone; try again` : `slot ${slot} is already being imported`);
+      throw new CommandError(current.undoing ? MigrationErrors.stillUndoing(slot) : MigrationErrors.alreadyImporting(slot));
     const journal = cluster.journal;
     cluster.writeJournal({ ...journal, importing: [...journal.importing.filter((e) => e.slot !== slot), { slot, source, placed: [] }] });
     imports.set(slot, { slot, source, conn, files: new Map(), undoing: false });
@@ -135,8 +135,8 @@ export function importCommand(cluster: Cluster, conn: Connection, a: ArgList, w:
       w.simple("OK");
       return;
     }
-    if (current === undefined || current.undoing) fail(`slot ${slot} is not being imported`);
-    if (current.conn !== conn) fail(`slot ${slot} is being imported on another connection`);
+    if (current === undefined || current.undoing) throw new CommandError(MigrationErrors.notImporting(slot));
+    if (current.conn !== conn) throw new CommandError(MigrationErrors.importedElsewhere(slot));
     closeFiles(current);
     // The slot is this node's once this is durable; then the journal entry can go.
     cluster.slotMoved(slot, cluster.myId);
@@ -155,7 +155,7 @@ export function importCommand(cluster: Cluster, conn: Connection, a: ArgList, w:
     w.simple("OK");
     return;
   }
-  throw new CommandError("ERR Invalid import state");
+  throw new CommandError(MigrationErrors.invalidImportState);
 }
 
 /** CLUSTERX IMPORTFILE <slot> <path> SUMS|SIZE|WRITE|PLACE ... */
@@ -174,7 +174,7 @@ export function importFileCommand(cluster: Cluster, conn: Connection, a: ArgList
   };
   if (argIs(a, 4, "sums") && a.argc === 6) {
     const chunk = argInt(a, 5);
-    if (!(chunk > 0)) fail("chunk size must be positive");
+    if (!(chunk > 0)) throw new CommandError(MigrationErrors.chunkSize);
     if (!fs.existsSync(staged)) {
       w.array(1);
       w.integer(0);
@@ -194,7 +194,7 @@ export function importFileCommand(cluster: Cluster, conn: Connection, a: ArgList
   }
   if (argIs(a, 4, "size") && a.argc === 6) {
     const size = argInt(a, 5);
-    if (!(size >= 0)) fail("size must be a non-negative integer");
+    if (!(size >= 0)) throw new CommandError(MigrationErrors.size);
     fs.ftruncateSync(open(), size);
     w.simple("OK");
     return;
@@ -202,9 +202,9 @@ export function importFileCommand(cluster: Cluster, conn: Connection, a: ArgList
   if (argIs(a, 4, "write") && a.argc === 8) {
     const offset = argInt(a, 5);
     const expected = argInt(a, 6);
-    if (!(offset >= 0) || !(expected >= 0)) fail("offset and checksum must be non-negative integers");
+    if (!(offset >= 0) || !(expected >= 0)) throw new CommandError(MigrationErrors.offsetOrChecksum);
     const bytes = argView(a, 7);
-    if (crc32(bytes) !== expected) fail(`checksum mismatch in '${relative}' at offset ${offset}`);
+    if (crc32(bytes) !== expected) throw new CommandError(MigrationErrors.checksumMismatch(relative, offset));
     const fd = open();
     for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done, offset + done);
     w.simple("OK");
@@ -217,7 +217,7 @@ export function importFileCommand(cluster: Cluster, conn: Connection, a: ArgList
   }
   if (argIs(a, 4, "place") && a.argc === 5) {
     const target = path.join(cluster.dataDir, relative);
-    if (fs.existsSync(target)) fail(`'${relative}' already exists on this node`);
+    if (fs.existsSync(target)) throw new CommandError(MigrationErrors.fileExists(relative));
     const fd = open();
     fs.fsyncSync(fd);
     fs.closeSync(fd);
@@ -234,7 +234,7 @@ export function importFileCommand(cluster: Cluster, conn: Connection, a: ArgList
     w.simple("OK");
     return;
   }
-  throw new CommandError("ERR Invalid import file options");
+  throw new CommandError(MigrationErrors.invalidImportFileOptions);
 }
 
 /** The importing connection closed: an import it had not finished is undone. */

@@ -21,7 +21,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { CommandError, fail } from "../../core/errors.ts";
+import { CommandError, MigrationErrors } from "../../core/errors.ts";
 import type { BindingRecord } from "../../core/registry.ts";
 import { log } from "../log.ts";
 import type { Cluster } from "./cluster.ts";
@@ -54,10 +54,10 @@ export interface MigrationFigures {
 /** Kvrocks's checks of CLUSTERX MIGRATE, then the migration, run in the background. */
 export function startMigration(cluster: Cluster, slot: number, targetId: string): Promise<MigrationFigures> {
   const target = cluster.node(targetId);
-  if (target === undefined) throw new CommandError("ERR Can't find the destination node id");
-  if (!cluster.serves(slot)) throw new CommandError("ERR Can't migrate slot which doesn't belong to me");
-  if (targetId === cluster.myId) throw new CommandError("ERR Can't migrate slot to myself");
-  if (cluster.migration?.state === "start" || cluster.writeForbidden >= 0) throw new CommandError("ERR There is already a migrating job");
+  if (target === undefined) throw new CommandError(MigrationErrors.noSuchTarget);
+  if (!cluster.serves(slot)) throw new CommandError(MigrationErrors.notMySlot);
+  if (targetId === cluster.myId) throw new CommandError(MigrationErrors.toMyself);
+  if (cluster.migration?.state === "start" || cluster.writeForbidden >= 0) throw new CommandError(MigrationErrors.alreadyMigrating);
   cluster.migration = { slot, target: targetId, state: "start", error: "" };
   log("notice", `Cluster: migrating slot ${slot} to ${targetId} at ${target.host}:${target.port}`);
   return migrate(cluster, slot, targetId, target.host, target.port).then(
@@ -85,8 +85,8 @@ function slotBindings(cluster: Cluster, slot: number): BindingRecord[] {
   for (const b of cluster.host.bindings().values()) {
     if (keySlot(b.key) !== slot) continue;
     const key = Buffer.from(b.key, "latin1").toString("utf8");
-    if (path.isAbsolute(b.path)) fail(`key '${key}' is bound to an absolute path, which cannot be recreated on another node`);
-    if (!fs.existsSync(path.join(cluster.dataDir, b.path))) fail(`the file of key '${key}' is missing`);
+    if (path.isAbsolute(b.path)) throw new CommandError(MigrationErrors.absolutePath(key));
+    if (!fs.existsSync(path.join(cluster.dataDir, b.path))) throw new CommandError(MigrationErrors.fileMissing(key));
     out.push(b);
   }
   return out;
@@ -134,7 +134,7 @@ async function migrate(cluster: Cluster, slot: number, targetId: string, host: s
       if (b.writable) args.push("WRITABLE");
       const count = await peer.call(...args);
       const expected = fs.statSync(path.join(cluster.dataDir, b.path)).size / b.size;
-      if (count !== expected) fail(`the target bound '${b.path}' with ${count} values, not ${expected}`);
+      if (count !== expected) throw new CommandError(MigrationErrors.countDiffers(b.path, count, expected));
     }
     // The hand-over. From here on an unclear answer must be resolved, never guessed, and no
     // command on the slot runs here: the target may take it over any moment now.

@@ -2,7 +2,7 @@
  * Server administration: TIME, LASTSAVE, SAVE, BGSAVE, SHUTDOWN, DEBUG.
  */
 import { argIs, argString } from "../../core/args.ts";
-import { CommandError, Errors } from "../../core/errors.ts";
+import { CommandError, Errors, ServerErrors } from "../../core/errors.ts";
 import type { ServerCommand } from "./server_command.ts";
 import { DEFERRED } from "./server_command.ts";
 
@@ -52,7 +52,9 @@ export const adminCommands: ServerCommand[] = [
     complexity: "O(N) where N is the number of written files",
     syntax: "",
     run(ctx, conn, _a, _w, seq) {
-      ctx.flushEverything((error) => ctx.replyTo(conn, seq, (w) => (error === null ? w.simple("OK") : w.error("ERR " + error))));
+      ctx.flushEverything((error) =>
+        ctx.replyTo(conn, seq, (w) => (error === null ? w.simple("OK") : w.error(ServerErrors.flushFailed(error)))),
+      );
       return DEFERRED;
     },
   },
@@ -87,7 +89,7 @@ export const adminCommands: ServerCommand[] = [
     run(ctx, _conn, a, _w) {
       for (let i = 1; i < a.argc; i++) {
         if (!["nosave", "save", "now", "force", "abort"].some((word) => argIs(a, i, word))) throw new CommandError(Errors.syntax);
-        if (argIs(a, i, "abort")) throw new CommandError("ERR No shutdown in progress.");
+        if (argIs(a, i, "abort")) throw new CommandError(ServerErrors.noShutdown);
       }
       ctx.shutdown(0, "SHUTDOWN");
       // Like Redis, a successful SHUTDOWN sends no reply: the connection closes.
@@ -107,18 +109,16 @@ export const adminCommands: ServerCommand[] = [
     syntax: "subcommand [arg ...]",
     run(ctx, _conn, a, w) {
       if (!ctx.config.enableDebugCommand) {
-        throw new CommandError(
-          "ERR DEBUG command not allowed. Start mmapd with --enable-debug-command (or the line 'enable-debug-command yes' in its config file) to allow it.",
-        );
+        throw new CommandError(ServerErrors.debugDisabled);
       }
       if (argIs(a, 1, "crash-shard") && a.argc === 3) {
         const shard = Number(argString(a, 2));
-        if (!(shard >= 0 && shard < ctx.config.workers)) throw new CommandError("ERR no such shard");
+        if (!(shard >= 0 && shard < ctx.config.workers)) throw new CommandError(ServerErrors.noSuchShard);
         ctx.crashShard(shard);
         w.simple("OK");
         return;
       }
-      throw new CommandError("ERR DEBUG subcommand must be CRASH-SHARD <n>");
+      throw new CommandError(ServerErrors.debugUsage);
     },
   },
 ];

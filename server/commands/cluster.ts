@@ -8,7 +8,7 @@
 import type { ArgList } from "../../core/args.ts";
 import { argInt, argIs, argString } from "../../core/args.ts";
 import type { SubcommandSpec } from "../../core/command_spec.ts";
-import { ClusterErrors, CommandError, Errors } from "../../core/errors.ts";
+import { ClusterErrors, CommandError, Errors, MigrationErrors } from "../../core/errors.ts";
 import { SLOT_COUNT, argSlot } from "../../core/slots.ts";
 import type { ReplyWriter } from "../../protocol/reply_writer.ts";
 import type { Cluster } from "../cluster/cluster.ts";
@@ -233,8 +233,6 @@ const CLUSTERX_SUBCOMMANDS: SubcommandSpec[] = [
   },
 ];
 
-const CLUSTERX_USAGE = "ERR CLUSTERX command, CLUSTERX VERSION|MYID|SETNODEID|SETNODES|SETSLOT|MIGRATE";
-
 /** A parsed CLUSTERX command, checked with Kvrocks's argument rules before it runs. */
 type ClusterxRequest =
   | { sub: "version" | "myid" }
@@ -253,34 +251,32 @@ function int64(a: ArgList, i: number): number | null {
 /** `CLUSTERX SETSLOT`'s slots: space-separated slots and `start-end` ranges. */
 function slotList(text: string): [number, number][] {
   const fields = text.split(" ").filter((f) => f !== "");
-  if (fields.length === 0) throw new CommandError("ERR No slots to parse.");
+  if (fields.length === 0) throw new CommandError(ClusterErrors.noSlots);
   return fields.map((f) =>
-    f.includes("-")
-      ? parseSlotRange(f, `ERR Invalid slot range: \`${f}\`. The slot range \`int1-int2\` needs to satisfy the condition (int1 <= int2).`)
-      : parseSlotRange(f, "ERR Invalid slot id: out of numeric range"),
+    f.includes("-") ? parseSlotRange(f, ClusterErrors.invalidSlotRange(f)) : parseSlotRange(f, ClusterErrors.invalidSlotId),
   );
 }
 
 function parseClusterx(a: ArgList): ClusterxRequest {
   const sub = argString(a, 1).toLowerCase();
   if (sub === "migrate") {
-    if (a.argc < 4 || a.argc > 6) throw new CommandError("ERR wrong number of arguments");
+    if (a.argc < 4 || a.argc > 6) throw new CommandError(ClusterErrors.wrongArity);
     const slot = int64(a, 2);
     if (slot === null) throw new CommandError(Errors.notAnInteger);
     let sync = false;
     let timeout = 0;
     if (a.argc >= 5) {
       if (argIs(a, 4, "async")) {
-        if (a.argc === 6) throw new CommandError("ERR Async migration does not support timeout");
+        if (a.argc === 6) throw new CommandError(ClusterErrors.asyncTimeout);
       } else if (argIs(a, 4, "sync")) {
         sync = true;
         if (a.argc === 6) {
           const t = int64(a, 5);
-          if (t === null) throw new CommandError("ERR timeout is not an integer or out of range");
-          if (t < 0) throw new CommandError("ERR timeout is negative");
+          if (t === null) throw new CommandError(Errors.timeoutNotInteger);
+          if (t < 0) throw new CommandError(Errors.timeoutNegative);
           timeout = t;
         }
-      } else throw new CommandError("ERR Invalid sync flag");
+      } else throw new CommandError(ClusterErrors.invalidSyncFlag);
     }
     return { sub, slot, target: argString(a, 3), sync, timeout };
   }
@@ -289,21 +285,21 @@ function parseClusterx(a: ArgList): ClusterxRequest {
   if (sub === "setnodeid" && a.argc === 3 && argString(a, 2).length === 40) return { sub, id: argString(a, 2) };
   if (sub === "setnodes" && a.argc >= 4) {
     const version = int64(a, 3);
-    if (version === null) throw new CommandError("ERR Invalid version");
+    if (version === null) throw new CommandError(ClusterErrors.invalidVersionArg);
     if (a.argc === 4) return { sub, text: argString(a, 2), version, force: false };
     if (a.argc === 5 && argIs(a, 4, "force")) return { sub, text: argString(a, 2), version, force: true };
-    throw new CommandError("ERR Invalid setnodes options");
+    throw new CommandError(ClusterErrors.invalidSetnodesOptions);
   }
   if (sub === "setslot" && a.argc === 6) {
     const ranges = slotList(argString(a, 2));
-    if (!argIs(a, 3, "node")) throw new CommandError("ERR Invalid setslot options");
-    if (argString(a, 4).length !== 40) throw new CommandError("ERR Invalid node id");
+    if (!argIs(a, 3, "node")) throw new CommandError(ClusterErrors.invalidSetslotOptions);
+    if (argString(a, 4).length !== 40) throw new CommandError(ClusterErrors.invalidNodeIdArg);
     const version = int64(a, 5);
     if (version === null) throw new CommandError(Errors.notAnInteger);
-    if (version < 0) throw new CommandError("ERR Invalid version");
+    if (version < 0) throw new CommandError(ClusterErrors.invalidVersionArg);
     return { sub, ranges, id: argString(a, 4), version };
   }
-  throw new CommandError(CLUSTERX_USAGE);
+  throw new CommandError(ClusterErrors.clusterxUsage);
 }
 
 export const clusterCommands: ServerCommand[] = [
@@ -346,13 +342,13 @@ export const clusterCommands: ServerCommand[] = [
           w.integer(argSlot(a, 2));
           return;
         case "countkeysinslot":
-          w.integer(cluster.keysInSlot(slotArg(a, 2, "ERR Invalid slot")).length);
+          w.integer(cluster.keysInSlot(slotArg(a, 2, ClusterErrors.invalidSlot)).length);
           return;
         case "getkeysinslot": {
           const slot = argInt(a, 2);
           const count = argInt(a, 3);
           if (slot !== slot || count !== count) throw new CommandError(Errors.notAnInteger);
-          if (slot < 0 || slot >= SLOT_COUNT || count < 0) throw new CommandError("ERR Invalid slot or number of keys");
+          if (slot < 0 || slot >= SLOT_COUNT || count < 0) throw new CommandError(ClusterErrors.invalidSlotOrCount);
           const keys = cluster.keysInSlot(slot, count);
           w.array(keys.length);
           for (const key of keys) {
@@ -385,8 +381,8 @@ export const clusterCommands: ServerCommand[] = [
       const cluster = ctx.cluster;
       switch (request.sub) {
         case "migrate": {
-          if (cluster.node(request.target) === undefined) throw new CommandError("ERR Can't find the destination node id");
-          if (!(request.slot >= 0 && request.slot < SLOT_COUNT)) throw new CommandError("ERR Slot is out of range");
+          if (cluster.node(request.target) === undefined) throw new CommandError(MigrationErrors.noSuchTarget);
+          if (!(request.slot >= 0 && request.slot < SLOT_COUNT)) throw new CommandError(ClusterErrors.slotOutOfRange);
           const done = startMigration(cluster, request.slot, request.target);
           if (!request.sync) {
             done.catch(() => {});
@@ -400,10 +396,10 @@ export const clusterCommands: ServerCommand[] = [
           };
           done.then(
             () => answer((r) => r.simple("OK")),
-            (e: unknown) => answer((r) => r.error(e instanceof CommandError ? e.reply : `ERR ${(e as Error).message}`)),
+            (e: unknown) => answer((r) => r.error(e instanceof CommandError ? e.reply : MigrationErrors.failed((e as Error).message))),
           );
           if (request.timeout > 0) {
-            const why = `ERR migrating slot ${request.slot} did not finish within ${request.timeout} s; CLUSTER INFO tells how it goes`;
+            const why = MigrationErrors.timedOut(request.slot, request.timeout);
             setTimeout(() => answer((r) => r.error(why)), request.timeout * 1000);
           }
           return DEFERRED;

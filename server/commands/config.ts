@@ -4,7 +4,7 @@
  */
 import { argString } from "../../core/args.ts";
 import type { ArgList } from "../../core/args.ts";
-import { CommandError, Errors } from "../../core/errors.ts";
+import { CommandError, Errors, ServerErrors } from "../../core/errors.ts";
 import { globMatch } from "../../core/glob.ts";
 import type { ReplyWriter } from "../../protocol/reply_writer.ts";
 import { ConfigError, parameterNames, rewriteConfigFile, setParameters, showParameter } from "../config.ts";
@@ -62,13 +62,13 @@ function configCommand(ctx: ServerContext, a: ArgList, w: ReplyWriter): void {
       return;
     case "rewrite":
       arity(a.argc === 2);
-      if (ctx.config.configFile === "") throw new CommandError("ERR The server is running without a config file");
+      if (ctx.config.configFile === "") throw new CommandError(ServerErrors.noConfigFile);
       try {
         rewriteConfigFile(ctx.config);
       } catch (e) {
         const reason = e instanceof ConfigError ? e.message : ((e as NodeJS.ErrnoException).code ?? String(e));
         log("warning", `CONFIG REWRITE failed: ${reason}`);
-        throw new CommandError(`ERR Rewriting config file: ${reason}`);
+        throw new CommandError(ServerErrors.rewriteFailed(reason));
       }
       log("notice", "CONFIG REWRITE executed with success.");
       w.simple("OK");

@@ -4,14 +4,12 @@
 import { timingSafeEqual } from "node:crypto";
 import type { ArgList } from "../../core/args.ts";
 import { argInt, argIs, argString } from "../../core/args.ts";
-import { CommandError, Errors } from "../../core/errors.ts";
+import { CommandError, ConnectionErrors, Errors } from "../../core/errors.ts";
 import type { ReplyWriter } from "../../protocol/reply_writer.ts";
 import { VERSION } from "../config.ts";
 import type { Connection } from "../connection.ts";
 import type { ServerContext } from "../context.ts";
 import type { ServerCommand } from "./server_command.ts";
-
-const WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled.";
 
 /** Compares a password in constant time (for equal lengths; lengths are not secret). */
 function passwordMatches(ctx: ServerContext, given: string): boolean {
@@ -24,9 +22,9 @@ function passwordMatches(ctx: ServerContext, given: string): boolean {
 /** Checks `[user] pass` credentials: only the default user exists. */
 function authenticate(ctx: ServerContext, conn: Connection, user: string, pass: string): void {
   if (ctx.config.requirepass === "") {
-    throw new CommandError("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+    throw new CommandError(ConnectionErrors.authWithoutPassword);
   }
-  if (user !== "default" || !passwordMatches(ctx, pass)) throw new CommandError(WRONGPASS);
+  if (user !== "default" || !passwordMatches(ctx, pass)) throw new CommandError(ConnectionErrors.wrongPass);
   conn.authenticated = true;
 }
 
@@ -79,7 +77,7 @@ function clientKill(ctx: ServerContext, conn: Connection, a: ArgList, w: ReplyWr
   if (a.argc === 3) {
     const addr = argString(a, 2);
     const target = [...ctx.connections.values()].find((c) => c.address === addr);
-    if (target === undefined) throw new CommandError("ERR No such client");
+    if (target === undefined) throw new CommandError(ConnectionErrors.noSuchClient);
     kill(target);
     w.simple("OK");
     return;
@@ -91,15 +89,16 @@ function clientKill(ctx: ServerContext, conn: Connection, a: ArgList, w: ReplyWr
     const value = argString(a, i + 1);
     if (argIs(a, i, "id")) {
       const id = /^[0-9]+$/.test(value) ? Number(value) : 0;
-      if (!(id > 0)) throw new CommandError("ERR client-id should be greater than 0");
+      if (!(id > 0)) throw new CommandError(ConnectionErrors.clientIdNotPositive);
       tests.push((c) => c.id === id);
     } else if (argIs(a, i, "addr")) tests.push((c) => c.address === value);
     else if (argIs(a, i, "laddr")) tests.push((c) => localAddress(c) === value);
     else if (argIs(a, i, "user")) {
-      if (value !== "default") throw new CommandError(`ERR No such user '${value}'`);
+      if (value !== "default") throw new CommandError(ConnectionErrors.noSuchUser(value));
     } else if (argIs(a, i, "type")) {
       const type = value.toLowerCase();
-      if (!["normal", "master", "replica", "slave", "pubsub"].includes(type)) throw new CommandError(`ERR Unknown client type '${value}'`);
+      if (!["normal", "master", "replica", "slave", "pubsub"].includes(type))
+        throw new CommandError(ConnectionErrors.unknownClientType(value));
       // Every client here is a normal one.
       if (type !== "normal") tests.push(() => false);
     } else if (argIs(a, i, "skipme")) {
@@ -121,12 +120,12 @@ function clientKill(ctx: ServerContext, conn: Connection, a: ArgList, w: ReplyWr
 function clientPause(ctx: ServerContext, a: ArgList): void {
   const text = argString(a, 2);
   const ms = /^-?[0-9]+$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(ms)) throw new CommandError("ERR timeout is not an integer or out of range");
-  if (ms < 0) throw new CommandError("ERR timeout is negative");
+  if (!Number.isSafeInteger(ms)) throw new CommandError(Errors.timeoutNotInteger);
+  if (ms < 0) throw new CommandError(Errors.timeoutNegative);
   let mode: "all" | "write" = "all";
   if (a.argc === 4) {
     if (argIs(a, 3, "write")) mode = "write";
-    else if (!argIs(a, 3, "all")) throw new CommandError("ERR CLIENT PAUSE mode must be WRITE or ALL");
+    else if (!argIs(a, 3, "all")) throw new CommandError(ConnectionErrors.pauseMode);
   }
   ctx.pause.pause(ms, mode);
 }
@@ -225,7 +224,7 @@ const client: ServerCommand = {
   run(ctx, conn, a, w) {
     const sub = argString(a, 1).toLowerCase();
     const need = (n: number) => {
-      if (a.argc !== n) throw new CommandError(`ERR unknown subcommand or wrong number of arguments for '${argString(a, 1)}'. Try CLIENT HELP.`);
+      if (a.argc !== n) throw new CommandError(Errors.unknownSubcommandOrArity(argString(a, 1), "CLIENT"));
     };
     switch (sub) {
       case "id":
@@ -248,10 +247,10 @@ const client: ServerCommand = {
       case "setinfo": {
         need(4);
         const value = argString(a, 3);
-        if (!validName(value)) throw new CommandError("ERR lib-name and lib-ver cannot contain spaces, newlines or special characters.");
+        if (!validName(value)) throw new CommandError(ConnectionErrors.badLibInfo);
         if (argIs(a, 2, "lib-name")) conn.libName = value;
         else if (argIs(a, 2, "lib-ver")) conn.libVersion = value;
-        else throw new CommandError(`ERR Unrecognized option '${argString(a, 2)}'`);
+        else throw new CommandError(ConnectionErrors.unrecognizedOption(argString(a, 2)));
         w.simple("OK");
         return;
       }
@@ -272,7 +271,7 @@ const client: ServerCommand = {
         return;
       case "pause":
         if (a.argc < 3) throw new CommandError(Errors.wrongArity("client|pause"));
-        if (a.argc > 4) throw new CommandError(`ERR unknown subcommand or wrong number of arguments for '${argString(a, 1)}'. Try CLIENT HELP.`);
+        if (a.argc > 4) throw new CommandError(Errors.unknownSubcommandOrArity(argString(a, 1), "CLIENT"));
         clientPause(ctx, a);
         w.simple("OK");
         return;
@@ -343,8 +342,8 @@ export const connectionCommands: ServerCommand[] = [
       let i = 1;
       if (a.argc > 1) {
         const v = argInt(a, 1);
-        if (v !== v) throw new CommandError("ERR Protocol version is not an integer or out of range");
-        if (v !== 2 && v !== 3) throw new CommandError("NOPROTO unsupported protocol version");
+        if (v !== v) throw new CommandError(ConnectionErrors.protocolNotInteger);
+        if (v !== 2 && v !== 3) throw new CommandError(ConnectionErrors.noProto);
         proto = v;
         i = 2;
       }
@@ -359,13 +358,11 @@ export const connectionCommands: ServerCommand[] = [
         } else if (argIs(a, i, "setname") && i + 1 < a.argc) {
           name = argString(a, ++i);
           if (!validName(name)) throw new CommandError(Errors.badClientName);
-        } else throw new CommandError(`ERR Syntax error in HELLO option '${argString(a, i)}'`);
+        } else throw new CommandError(ConnectionErrors.helloSyntax(argString(a, i)));
       }
       if (user !== null) authenticate(ctx, conn, user, pass);
       if (!conn.authenticated) {
-        throw new CommandError(
-          "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
-        );
+        throw new CommandError(ConnectionErrors.helloNoAuth);
       }
       if (name !== null) conn.name = name;
       conn.out.proto = proto as 2 | 3;
@@ -404,8 +401,8 @@ export const connectionCommands: ServerCommand[] = [
     syntax: "index",
     run(_ctx, _conn, a, w) {
       const db = argInt(a, 1);
-      if (db !== db) throw new CommandError("ERR value is not an integer or out of range");
-      if (db !== 0) throw new CommandError("ERR DB index is out of range");
+      if (db !== db) throw new CommandError(Errors.notAnInteger);
+      if (db !== 0) throw new CommandError(ConnectionErrors.dbOutOfRange);
       w.simple("OK");
     },
   },

@@ -3,7 +3,7 @@
  */
 import type { ArgList } from "../../core/args.ts";
 import { argString } from "../../core/args.ts";
-import { CommandError, Errors } from "../../core/errors.ts";
+import { CommandError, Errors, ServerErrors } from "../../core/errors.ts";
 import type { ReplyWriter } from "../../protocol/reply_writer.ts";
 import type { ServerContext } from "../context.ts";
 import type { ServerCommand } from "./server_command.ts";
@@ -34,13 +34,12 @@ function slowlogCommand(ctx: ServerContext, a: ArgList, w: ReplyWriter): void {
   };
   switch (sub) {
     case "get": {
-      if (a.argc > 3)
-        throw new CommandError(`ERR unknown subcommand or wrong number of arguments for '${argString(a, 1)}'. Try SLOWLOG HELP.`);
+      if (a.argc > 3) throw new CommandError(Errors.unknownSubcommandOrArity(argString(a, 1), "SLOWLOG"));
       let count = SLOWLOG_DEFAULT_COUNT;
       if (a.argc === 3) {
         const text = argString(a, 2);
         count = /^-?[0-9]+$/.test(text) ? Number(text) : Number.NaN;
-        if (!(count >= -1) || !Number.isSafeInteger(count)) throw new CommandError("ERR count should be greater than or equal to -1");
+        if (!(count >= -1) || !Number.isSafeInteger(count)) throw new CommandError(ServerErrors.slowlogCount);
       }
       ctx.slowlog.write(w, count);
       return;

@@ -7,7 +7,7 @@ import type { ArgList } from "../../core/args.ts";
 import { Args, argIs, argString, argView } from "../../core/args.ts";
 import type { ArgDoc, CommandSpec, SubcommandSpec } from "../../core/command_spec.ts";
 import { keyPositions, parseSyntax } from "../../core/command_spec.ts";
-import { CommandError, Errors } from "../../core/errors.ts";
+import { CommandError, Errors, ServerErrors } from "../../core/errors.ts";
 import { globMatch } from "../../core/glob.ts";
 import type { ReplyWriter } from "../../protocol/reply_writer.ts";
 import type { ServerContext } from "../context.ts";
@@ -155,12 +155,12 @@ function named(ctx: ServerContext, a: ArgList, from: number): (CommandSpec | und
 /** COMMAND GETKEYS: the keys of the command in arguments 2.., checked as dispatch would check it. */
 function getKeys(ctx: ServerContext, a: ArgList): number[] {
   const spec = ctx.commands.find(argString(a, 2).toLowerCase());
-  if (spec === undefined) throw new CommandError("ERR Invalid command specified");
+  if (spec === undefined) throw new CommandError(ServerErrors.invalidCommand);
   const argc = a.argc - 2;
-  if (spec.arity > 0 ? argc !== spec.arity : argc < -spec.arity) throw new CommandError("ERR Invalid number of arguments specified for command");
+  if (spec.arity > 0 ? argc !== spec.arity : argc < -spec.arity) throw new CommandError(ServerErrors.invalidArgumentCount);
   const inner = Args.of(...Array.from({ length: argc }, (_, k) => argView(a, k + 2)));
   const positions = keyPositions(spec, inner);
-  if (positions.length === 0) throw new CommandError("ERR The command has no key arguments");
+  if (positions.length === 0) throw new CommandError(ServerErrors.noKeyArguments);
   return positions.map((p) => p + 2);
 }
 

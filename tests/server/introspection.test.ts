@@ -79,6 +79,7 @@ test("COMMAND DOCS of every command: summary, since, group, and its syntax as ar
   }
   expect(argumentShape(asMap(docs.vmget).arguments)).toEqual([
     { name: "key", type: "key" },
+    { name: "raw", type: "pure-token", token: "RAW", flags: ["optional"] },
     { name: "index", type: "integer", flags: ["multiple"] },
   ]);
   expect(argumentShape(asMap(docs.vset).arguments)).toEqual([
