@@ -16,6 +16,8 @@ import { changedSizeError } from "./mapped_file.ts";
 import { sigbusFaultCount } from "./sigbus_guard.ts";
 import type { ValueType } from "./value_types.ts";
 import type { ReplyWriter } from "../protocol/reply_writer.ts";
+import type { StreamForm } from "./reply_stream.ts";
+import { ReplyStream, worthStreaming, writeStreamHeader } from "./reply_stream.ts";
 
 /** A key bound to a mapped file. */
 export class Binding {
@@ -237,6 +239,27 @@ export class Shard {
   indexScratch(n: number): Float64Array {
     if (n > this.indices.length) this.indices = new Float64Array(Math.max(n, 2 * this.indices.length));
     return this.indices;
+  }
+
+  /** True where the owner sends big replies a chunk at a time (the shard worker): see reply_stream.ts. */
+  streaming = false;
+  /** The stream the last command started (its header is in the reply), for the owner to take. */
+  startedStream: ReplyStream | null = null;
+
+  /**
+   * Appends values [start, end) of `b` (or those at indices[start, end)) as one reply in `form`;
+   * a big one only starts, as a stream, when streaming.
+   */
+  replyRange(w: ReplyWriter, b: Binding, start: number, end: number, form: StreamForm, indices: Float64Array | null = null): void {
+    writeStreamHeader(w, b, start, end, form);
+    if (this.streaming && worthStreaming(b, start, end, form)) {
+      // The indices are scratch space the next command reuses: the stream keeps its own.
+      this.startedStream = new ReplyStream(b, start, end, form, indices === null ? null : indices.slice(0, end));
+      return;
+    }
+    const stream = new ReplyStream(b, start, end, form, indices);
+    stream.proto = w.proto;
+    while (!stream.produce(w, Number.MAX_SAFE_INTEGER));
   }
 
   /** Makes room for `bytes` bytes in the scratch buffer. */

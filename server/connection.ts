@@ -4,6 +4,9 @@
  * Every command gets a sequence number. A reply that is ready when all earlier ones have been
  * written goes straight into `out`; one that overtakes an earlier reply (another shard answered
  * first) waits in `parked` until its turn. So replies always leave in request order.
+ *
+ * A streamed reply (VALL, VRANGE) comes in parts: a part in turn goes out at once, without
+ * completing the reply; parts that come early wait in `partials` until the reply's turn.
  */
 import type { Socket } from "bun";
 import type { QueuedTransaction } from "./transaction_queue.ts";
@@ -29,9 +32,19 @@ export class Connection {
   doneSeq = 1;
   /** Replies that arrived before their turn, and gathers in progress. */
   readonly parked = new Map<number, Uint8Array | Gather>();
-  /** Bytes the socket did not take yet. */
-  backlog: Uint8Array | null = null;
+  /** Bytes the socket did not take yet, in the order they go (null when none), from `backlogStart` of the first. */
+  backlog: Uint8Array[] | null = null;
   backlogStart = 0;
+  private backlogBytes = 0;
+  /** Parts of streamed replies that came before their turn, by sequence number. */
+  private readonly partials = new Map<number, Uint8Array[]>();
+  private partialBytes = 0;
+  /** True once a streamed reply came: closing must stop any still in progress. */
+  streamed = false;
+  /** The streamed reply whose parts are being written out in turn (0: none). */
+  private streamingSeq = 0;
+  /** True while the shards hold this client's streams (too many bytes unsent; see Turn.pace). */
+  streamsHeld = false;
   authenticated: boolean;
   name = "";
   libName = "";
@@ -78,7 +91,7 @@ export class Connection {
 
   /** Bytes of replies produced but not yet taken by the socket. */
   get unsent(): number {
-    return this.out.length + (this.backlog === null ? 0 : this.backlog.length - this.backlogStart);
+    return this.out.length + this.backlogBytes + this.partialBytes;
   }
 
   /** True when a shard's reply for `seq` would be written now, not parked: it is next, or a part of a gather. */
@@ -92,12 +105,45 @@ export class Connection {
   /** Accepts the reply for `seq`: written now if it is its turn, parked otherwise (copied). */
   complete(seq: number, buf: Uint8Array, start: number, end: number): void {
     if (seq !== this.doneSeq) {
-      this.parked.set(seq, new Uint8Array(buf.subarray(start, end)));
+      const parts = this.partials.size === 0 ? undefined : this.partials.get(seq);
+      if (parts === undefined) {
+        this.parked.set(seq, new Uint8Array(buf.subarray(start, end)));
+        return;
+      }
+      // The end of a streamed reply that came early: its parts wait as one reply.
+      parts.push(buf.subarray(start, end));
+      this.parked.set(seq, concat(parts));
+      this.dropPartials(seq);
       return;
     }
     this.out.raw(buf, start, end);
+    if (this.streamingSeq === seq) this.streamingSeq = 0;
     this.doneSeq++;
     this.releaseParked();
+  }
+
+  /** Accepts a part of the streamed reply for `seq`: written now if it is its turn, kept otherwise (copied). */
+  partial(seq: number, buf: Uint8Array, start: number, end: number): void {
+    this.streamed = true;
+    if (seq === this.doneSeq) {
+      this.out.raw(buf, start, end);
+      this.streamingSeq = seq;
+      return;
+    }
+    let parts = this.partials.get(seq);
+    if (parts === undefined) this.partials.set(seq, (parts = []));
+    parts.push(new Uint8Array(buf.subarray(start, end)));
+    this.partialBytes += end - start;
+  }
+
+  /** True when part of the reply for `seq` came already (written out, or waiting for its turn). */
+  midReply(seq: number): boolean {
+    return this.streamingSeq === seq || this.partials.has(seq);
+  }
+
+  private dropPartials(seq: number): void {
+    for (const p of this.partials.get(seq)!) this.partialBytes -= p.length;
+    this.partials.delete(seq);
   }
 
   /** Records that the reply for `doneSeq` was written into `out` directly. */
@@ -108,11 +154,19 @@ export class Connection {
 
   /** Writes parked replies that are now in turn. */
   private releaseParked(): void {
-    if (this.parked.size === 0) return;
-    for (let next = this.parked.get(this.doneSeq); next instanceof Uint8Array; next = this.parked.get(this.doneSeq)) {
-      this.parked.delete(this.doneSeq);
-      this.out.raw(next, 0, next.length);
-      this.doneSeq++;
+    if (this.parked.size !== 0) {
+      for (let next = this.parked.get(this.doneSeq); next instanceof Uint8Array; next = this.parked.get(this.doneSeq)) {
+        this.parked.delete(this.doneSeq);
+        this.out.raw(next, 0, next.length);
+        this.doneSeq++;
+      }
+    }
+    // A streamed reply now in turn: its early parts go out, the rest will follow directly.
+    const parts = this.partials.size === 0 ? undefined : this.partials.get(this.doneSeq);
+    if (parts !== undefined) {
+      for (const p of parts) this.out.raw(p, 0, p.length);
+      this.dropPartials(this.doneSeq);
+      this.streamingSeq = this.doneSeq;
     }
   }
 
@@ -142,16 +196,14 @@ export class Connection {
         const n = this.socket.write(this.out.buf, 0, this.out.length);
         if (n > 0) this.traffic.netOutputBytes += n;
         if (n < this.out.length) {
-          this.backlog = this.out.buf.slice(Math.max(n, 0), this.out.length);
+          this.backlog = [this.out.buf.slice(Math.max(n, 0), this.out.length)];
           this.backlogStart = 0;
+          this.backlogBytes = this.backlog[0].length;
         }
       } else {
-        const rest = this.backlog.length - this.backlogStart;
-        const merged = new Uint8Array(rest + this.out.length);
-        merged.set(this.backlog.subarray(this.backlogStart));
-        merged.set(this.out.buf.subarray(0, this.out.length), rest);
-        this.backlog = merged;
-        this.backlogStart = 0;
+        // Kept as parts: a slow reader's backlog is not copied again with every reply.
+        this.backlog.push(this.out.buf.slice(0, this.out.length));
+        this.backlogBytes += this.out.length;
       }
       this.out.reset();
       if (this.out.buf.length > 4 * 1024 * 1024) this.out.buf = new Uint8Array(16 * 1024); // give back a huge reply's buffer
@@ -163,16 +215,35 @@ export class Connection {
 
   /** Writes what the socket did not take before (on `drain`). */
   drainBacklog(): void {
-    if (this.backlog === null) return;
-    const n = this.socket.write(this.backlog, this.backlogStart, this.backlog.length - this.backlogStart);
-    if (n > 0) {
-      this.backlogStart += n;
-      this.traffic.netOutputBytes += n;
-    }
-    if (this.backlogStart >= this.backlog.length) {
-      this.backlog = null;
+    const backlog = this.backlog;
+    if (backlog === null) return;
+    while (backlog.length > 0) {
+      const first = backlog[0];
+      const rest = first.length - this.backlogStart;
+      const n = this.socket.write(first, this.backlogStart, rest);
+      if (n > 0) {
+        this.backlogStart += n;
+        this.backlogBytes -= n;
+        this.traffic.netOutputBytes += n;
+      }
+      if (n < rest) return;
+      backlog.shift();
       this.backlogStart = 0;
-      if (this.closeAfterReplies && this.owed === 0) this.socket.end();
     }
+    this.backlog = null;
+    this.backlogBytes = 0;
+    if (this.closeAfterReplies && this.owed === 0) this.socket.end();
   }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }

@@ -35,6 +35,9 @@ import { MAX_OWED_REPLIES, Turn } from "./turn.ts";
 const NO_BYTES = new Uint8Array(0);
 
 /** The port could not be listened on (what went wrong is logged already, as Redis words it). */
+/** How long after the last part of a streamed reply the heap is collected (so RSS goes back after big replies). */
+const COLLECT_AFTER_STREAMS_MS = 1000;
+
 export class ListenError extends Error {}
 
 export class MmapdServer implements ServerContext {
@@ -87,6 +90,9 @@ export class MmapdServer implements ServerContext {
       },
       {
         deliver: (conn, seq, buf, start, end) => this.deliver(conn, seq, buf, start, end),
+        partial: (conn, seq, buf, start, end) => this.deliverPart(conn, seq, buf, start, end),
+        abort: (conn, seq, reason) => this.abortStream(conn, seq, reason),
+        midReply: (conn, seq) => this.connections.get(conn)?.midReply(seq) ?? false,
         slow: (conn, buf, start) => this.commandStats.shardSlow(this.connections.get(conn), buf, start),
         inTurn: (conn, seq) => this.inTurn(conn, seq),
         catalog: (_shard, event) => this.catalog.onCatalog(event),
@@ -284,6 +290,8 @@ export class MmapdServer implements ServerContext {
     // Its MMAPs' replies will find no connection: their claims end now (bindings they make still arrive as events).
     if (conn.writerClaims !== null) for (const seq of [...conn.writerClaims.keys()]) this.catalog.releaseWriterClaims(conn, seq);
     if (this.cluster !== null) clusterConnectionClosed(this.cluster, conn);
+    // A streamed reply still in progress stops being produced.
+    if (conn.streamed) this.pool.cancelStreams(conn.id);
     this.turn.forget(conn);
   }
 
@@ -349,6 +357,33 @@ export class MmapdServer implements ServerContext {
     if (!conn.gatherPart(seq, buf, start, end)) conn.complete(seq, buf, start, end);
     this.runHeld(conn);
     this.turn.touch(conn);
+  }
+
+  /** A part of a streamed reply for (conn, seq): written out now if in turn (see Connection.partial). */
+  private deliverPart(connId: number, seq: number, buf: Uint8Array, start: number, end: number): void {
+    const conn = this.connections.get(connId);
+    if (conn === undefined) return;
+    conn.partial(seq, buf, start, end);
+    this.turn.touch(conn);
+    // Once streams have been quiet for a while, collect: their chunks' garbage is most of the heap.
+    if (this.collectAfterStreams === null) {
+      this.collectAfterStreams = setTimeout(() => {
+        this.collectAfterStreams = null;
+        Bun.gc(true);
+      }, COLLECT_AFTER_STREAMS_MS);
+      this.collectAfterStreams.unref();
+    } else this.collectAfterStreams.refresh();
+  }
+
+  private collectAfterStreams: ReturnType<typeof setTimeout> | null = null;
+
+  /** A streamed reply that cannot be finished: the client has part of it, so it is dropped. */
+  private abortStream(connId: number, seq: number, reason: string): void {
+    const conn = this.connections.get(connId);
+    if (conn === undefined) return;
+    log("warning", `Closing client ${conn.address}: its reply ${seq} could not be finished (${reason.trim()})`);
+    conn.socket.terminate();
+    this.onClose(conn);
   }
 
   /** Runs a held command (MMAP, CLIENT PAUSE) once every earlier reply has arrived, then the input that waited behind it. */

@@ -12,6 +12,8 @@ import type { Stats } from "./stats.ts";
 
 /** Replies a client may be owed before its socket stops being read. */
 export const MAX_OWED_REPLIES = 100_000;
+/** Unsent bytes past which a client's streamed replies are held in the shards; they go on below a quarter of it. */
+const STREAM_HOLD_BYTES = 8 * 1024 * 1024;
 /** Owed replies under which a paused client is read again. */
 const RESUME_OWED_REPLIES = 10_000;
 
@@ -80,12 +82,23 @@ export class Turn {
     this.resumeIfDrained(conn);
   }
 
+  /** Holds a slow reader's streamed replies in the shards, and lets them go once it has read most of what waits. */
+  private pace(conn: Connection): void {
+    if (!conn.streamed || conn.closed) return;
+    const unsent = conn.unsent;
+    if (!conn.streamsHeld && unsent > STREAM_HOLD_BYTES) conn.streamsHeld = true;
+    else if (conn.streamsHeld && unsent <= STREAM_HOLD_BYTES / 4) conn.streamsHeld = false;
+    else return;
+    this.pool.paceStreams(conn.id, conn.streamsHeld);
+  }
+
   pauseReading(conn: Connection): void {
     conn.paused = true;
     conn.socket.pause();
   }
 
   resumeIfDrained(conn: Connection): void {
+    this.pace(conn);
     if (conn.paused && conn.owed <= RESUME_OWED_REPLIES && conn.backlog === null && !conn.closed) {
       conn.paused = false;
       conn.socket.resume();

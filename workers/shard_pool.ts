@@ -13,12 +13,27 @@ import { BARRIER_WORDS } from "../core/commands/transaction.ts";
 import { sigbusGuardHandle } from "../core/sigbus_guard.ts";
 import { Ring } from "./ring.ts";
 import type { FsyncPolicy, ShardMessage, ShardWorkerConfig } from "./wire.ts";
-import { FLAG_OUT_OF_BAND, KIND_EVENT, KIND_REPLY, KIND_SLOW, REPLY_HEADER_WORDS, REQUEST_HEADER_WORDS } from "./wire.ts";
+import {
+  FLAG_OUT_OF_BAND,
+  KIND_ABORT,
+  KIND_EVENT,
+  KIND_PARTIAL,
+  KIND_REPLY,
+  KIND_SLOW,
+  REPLY_HEADER_WORDS,
+  REQUEST_HEADER_WORDS,
+} from "./wire.ts";
 
 /** Where replies go: the server's connections. */
 export interface ReplySink {
   /** A reply for (conn, seq): bytes [start, end) of `buf`, valid only during the call. */
   deliver(conn: number, seq: number, buf: Uint8Array, start: number, end: number): void;
+  /** A part of a streamed reply for (conn, seq), not its end: bytes [start, end) of `buf`, valid only during the call. */
+  partial(conn: number, seq: number, buf: Uint8Array, start: number, end: number): void;
+  /** True when part of the streamed reply for (conn, seq) came (an error cannot follow it). */
+  midReply(conn: number, seq: number): boolean;
+  /** A streamed reply for (conn, seq) that cannot be finished (`reason`): the client must be dropped. */
+  abort(conn: number, seq: number, reason: string): void;
   /** A slow-log entry for a command of `conn`: bytes of `buf` from `start` (see command_timing.ts). */
   slow(conn: number, buf: Uint8Array, start: number): void;
   /** A bindings change, applied before any later reply of that shard is delivered. */
@@ -91,8 +106,23 @@ class ShardHost {
     this.commandsSent++;
   }
 
-  trackAnswered(): void {
-    this.inFlightHead = (this.inFlightHead + 1) % (this.inFlight.length >> 1);
+  /** Forgets the request (conn, seq): usually the oldest, but a streamed reply lets later ones overtake it. */
+  trackAnswered(conn: number, seq: number): void {
+    const cap = this.inFlight.length >> 1;
+    let k = 0;
+    for (; k < this.inFlightCount; k++) {
+      const at = ((this.inFlightHead + k) % cap) * 2;
+      if (this.inFlight[at] === conn && this.inFlight[at + 1] === seq) break;
+    }
+    if (k === this.inFlightCount) k = 0;
+    // Close the gap: the entries before it move up one place.
+    for (; k > 0; k--) {
+      const to = ((this.inFlightHead + k) % cap) * 2;
+      const from = ((this.inFlightHead + k - 1) % cap) * 2;
+      this.inFlight[to] = this.inFlight[from];
+      this.inFlight[to + 1] = this.inFlight[from + 1];
+    }
+    this.inFlightHead = (this.inFlightHead + 1) % cap;
     this.inFlightCount--;
   }
 }
@@ -186,9 +216,11 @@ export class ShardPool {
       const at = host.inFlightHead * 2;
       const conn = host.inFlight[at];
       const seq = host.inFlight[at + 1];
-      host.trackAnswered();
+      host.trackAnswered(conn, seq);
       // The server's own requests (restores, flushes) get the error too, or their waiters would wait forever.
-      if (conn !== 0) this.sink.deliver(conn, seq, error, 0, error.length);
+      // A client that has part of a streamed reply cannot be told: it is dropped.
+      if (conn !== 0 && this.sink.midReply(conn, seq)) this.sink.abort(conn, seq, errorText);
+      else if (conn !== 0) this.sink.deliver(conn, seq, error, 0, error.length);
       else this.serverReplyHandler(index, seq, errorText);
     }
     this.sink.flush();
@@ -252,10 +284,21 @@ export class ShardPool {
       this.sink.slow(replies.words[w], replies.data, at + REPLY_HEADER_WORDS * 4);
       return false;
     }
-    host.trackAnswered();
+    const conn = replies.words[w];
+    if (kind === KIND_PARTIAL) {
+      // A stream has begun: its chunks come as they are made, so the turn does not wait for its end.
+      host.awaited = false;
+      this.sink.partial(conn, replies.words[w + 1], replies.data, at + REPLY_HEADER_WORDS * 4, at + replies.length(at));
+      return true;
+    }
+    host.trackAnswered(conn, replies.words[w + 1]);
+    if (kind === KIND_ABORT) {
+      const reason = new TextDecoder().decode(replies.data.subarray(at + REPLY_HEADER_WORDS * 4, at + replies.length(at)));
+      this.sink.abort(conn, replies.words[w + 1], reason);
+      return true;
+    }
     // KIND_OUT_OF_BAND: the bytes come by message; the record only kept the count.
     if (kind !== KIND_REPLY) return false;
-    const conn = replies.words[w];
     if (conn !== 0) {
       this.sink.deliver(conn, replies.words[w + 1], replies.data, at + REPLY_HEADER_WORDS * 4, at + replies.length(at));
     } else {
@@ -289,7 +332,9 @@ export class ShardPool {
         const replies = host.replies;
         for (let at = replies.next(); at >= 0; at = replies.next()) {
           const w = at >> 2;
-          if (replies.words[w + 2] === KIND_REPLY && replies.words[w] !== 0 && !this.sink.inTurn(replies.words[w], replies.words[w + 1])) break;
+          const kind = replies.words[w + 2];
+          const clientReply = (kind === KIND_REPLY || kind === KIND_PARTIAL) && replies.words[w] !== 0;
+          if (clientReply && !this.sink.inTurn(replies.words[w], replies.words[w + 1])) break;
           if (this.take(index, host, replies, at)) delivered = true;
           replies.advance();
           progress = true;
@@ -459,6 +504,16 @@ export class ShardPool {
     if (!host.alive) return;
     host.needsPublish = false;
     host.requests.publish();
+  }
+
+  /** Tells every worker that `conn` is gone: its streamed replies stop. */
+  cancelStreams(conn: number): void {
+    for (const h of this.hosts) if (h.alive) h.worker.postMessage({ type: "cancel", conn } satisfies ShardMessage);
+  }
+
+  /** Tells every worker to hold (or go on with) the streamed replies of `conn`, whose client reads slowly. */
+  paceStreams(conn: number, hold: boolean): void {
+    for (const h of this.hosts) if (h.alive) h.worker.postMessage({ type: "pace", conn, hold } satisfies ShardMessage);
   }
 
   /** Makes a shard's worker throw (DEBUG CRASH-SHARD, for tests of the restart path). */

@@ -5,6 +5,10 @@
  * The loop drains every waiting request, flushes files if the fsync policy is `always` (one flush
  * per file per batch: group commit), publishes the batch's replies at once, then sleeps on the
  * ring with Atomics.waitAsync so that messages and timers still run.
+ *
+ * Big replies (VALL, VRANGE) stream: each loop turn sends one chunk of every stream in progress,
+ * between batches of other requests; the commands that must not run under a stream wait in the
+ * stream gate, in order (see core/reply_stream.ts).
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { Args } from "../core/args.ts";
@@ -17,7 +21,20 @@ import { ReplyWriter } from "../protocol/reply_writer.ts";
 import { encodeSlowEntry, ShardTiming } from "./command_timing.ts";
 import { Ring } from "./ring.ts";
 import type { FsyncPolicy, ShardMessage, ShardWorkerConfig } from "./wire.ts";
-import { FLAG_OUT_OF_BAND, KIND_EVENT, KIND_OUT_OF_BAND, KIND_REPLY, KIND_SLOW, REPLY_HEADER_WORDS, REQUEST_HEADER_WORDS } from "./wire.ts";
+import {
+  FLAG_OUT_OF_BAND,
+  KIND_ABORT,
+  KIND_EVENT,
+  KIND_OUT_OF_BAND,
+  KIND_PARTIAL,
+  KIND_REPLY,
+  KIND_SLOW,
+  REPLY_HEADER_WORDS,
+  REQUEST_HEADER_WORDS,
+} from "./wire.ts";
+import { STREAM_CHUNK_BYTES, StreamGate } from "../core/reply_stream.ts";
+import type { ReplyStream, WaitingRequest } from "../core/reply_stream.ts";
+import { CommandError } from "../core/errors.ts";
 
 const config = workerData as ShardWorkerConfig;
 // Before any file is mapped: the guard must know every mapping of this thread.
@@ -36,10 +53,12 @@ const shard = new Shard({
   barriers: new Int32Array(config.barriers),
   onTransactionCommand: (command, w, mark) => timing.record(shardCommandId.get(command)!, w, mark),
 });
+const gate = new StreamGate();
 
 const timing = new ShardTiming(config.timing, SHARD_COMMANDS.length);
 const args = new Args();
-const writer = new ReplyWriter(64 * 1024);
+const WRITER_BYTES = 64 * 1024;
+let writer = new ReplyWriter(WRITER_BYTES);
 const encoder = new TextEncoder();
 
 /** Out-of-band request payloads, in arrival order, and a waiter for the next one. */
@@ -58,6 +77,10 @@ parentPort!.on("message", (m: ShardMessage) => {
       shard.flushDirty();
       lastFlush = performance.now();
     }
+  } else if (m.type === "cancel") {
+    gate.cancel(m.conn);
+  } else if (m.type === "pace") {
+    gate.hold(m.conn, m.hold);
   } else if (m.type === "crash") {
     setTimeout(() => {
       throw new Error("crash requested by DEBUG CRASH-SHARD");
@@ -67,6 +90,12 @@ parentPort!.on("message", (m: ShardMessage) => {
 
 /** Appends one reply-ring record; blocks while the main thread has not freed room. */
 function putReply(conn: number, seq: number, kind: number, bytes: Uint8Array, length: number): void {
+  const at = reserveReply(conn, seq, kind, length);
+  replies.copyIn(at, bytes, 0, length);
+}
+
+/** Reserves a reply-ring record of `length` bytes after its header; returns where the bytes go. Blocks while the ring is full. */
+function reserveReply(conn: number, seq: number, kind: number, length: number): number {
   const payload = REPLY_HEADER_WORDS * 4 + length;
   let at: number;
   while ((at = replies.reserve(payload)) < 0) {
@@ -82,7 +111,7 @@ function putReply(conn: number, seq: number, kind: number, bytes: Uint8Array, le
   replies.words[w] = conn;
   replies.words[w + 1] = seq;
   replies.words[w + 2] = kind;
-  replies.copyIn(at + REPLY_HEADER_WORDS * 4, bytes, 0, length);
+  return at + REPLY_HEADER_WORDS * 4;
 }
 
 /** Sends catalog events ahead of the reply that caused them. */
@@ -109,20 +138,107 @@ function run(conn: number, seq: number, commandWord: number): void {
   writer.reset();
   writer.proto = ((commandWord >> 16) & 0xff) === 3 ? 3 : 2;
   const command = SHARD_COMMANDS[commandWord & 0xffff];
+  // A transaction's commands reply inside its reply: only a command of its own may stream.
+  shard.streaming = conn !== 0 && command.keys !== null;
   shard.execute(command, args, writer);
+  const stream = shard.startedStream;
+  shard.startedStream = null;
   const slowMs = timing.record(commandWord & 0xffff, writer);
   if (slowMs >= 0 && conn !== 0) {
     const entry = encodeSlowEntry(args, slowMs);
     putReply(conn, seq, KIND_SLOW, entry, entry.length);
   }
   if (events.length > 0) putEvents(command);
-  if (writer.length <= replies.maxPayload - REPLY_HEADER_WORDS * 4) {
+  // The reply is the stream's header, unless an error replaced it (a fault during the command).
+  if (stream !== null && writer.buf[0] !== 45 /* - */) {
+    stream.conn = conn;
+    stream.seq = seq;
+    stream.proto = writer.proto;
+    putReply(conn, seq, KIND_PARTIAL, writer.buf, writer.length);
+    gate.add(stream);
+  } else if (writer.length <= replies.maxPayload - REPLY_HEADER_WORDS * 4) {
     putReply(conn, seq, KIND_REPLY, writer.buf, writer.length);
   } else {
     const bytes = writer.buf.slice(0, writer.length);
     putReply(conn, seq, KIND_OUT_OF_BAND, bytes, 0);
     parentPort!.postMessage({ type: "reply", conn, seq, bytes } satisfies ShardMessage, [bytes.buffer]);
   }
+  giveBackWriter();
+}
+
+/** A writer grown by a big reply is dropped, so its memory goes back. */
+function giveBackWriter(): void {
+  if (writer.buf.length > 4 * STREAM_CHUNK_BYTES) {
+    const proto = writer.proto;
+    writer = new ReplyWriter(WRITER_BYTES);
+    writer.proto = proto;
+  }
+}
+
+/** The most bytes one stream chunk may hold: it must fit a reply-ring record. */
+const CHUNK_BUDGET = Math.min(STREAM_CHUNK_BYTES, replies.maxPayload - REPLY_HEADER_WORDS * 4 - 64);
+const NO_BYTES = new Uint8Array(0);
+
+/** Sends one chunk of every stream in progress; a finished or cancelled stream leaves the gate. */
+function pumpStreams(): void {
+  const streams = gate.streams.slice();
+  for (const s of streams) {
+    if (!gate.due(s)) continue;
+    if (s.cancelled) {
+      // The reply ends with nothing: the main thread keeps its count of replies owed.
+      gate.remove(s);
+      putReply(s.conn, s.seq, KIND_REPLY, NO_BYTES, 0);
+      continue;
+    }
+    try {
+      if (pumpChunk(s)) gate.remove(s);
+    } catch (e) {
+      gate.remove(s);
+      const reason = encoder.encode(e instanceof CommandError ? e.reply : String(e));
+      putReply(s.conn, s.seq, KIND_ABORT, reason, reason.length);
+    }
+  }
+}
+
+/** Sends the next chunk of `s`; true when it was the last. Raw bytes go from the mapping straight into the ring. */
+function pumpChunk(s: ReplyStream): boolean {
+  if (s.form === "raw") {
+    const values = s.rawChunkValues(CHUNK_BUDGET);
+    const last = s.next + values >= s.end;
+    const length = values * s.binding.width + (last ? 2 : 0);
+    const at = reserveReply(s.conn, s.seq, last ? KIND_REPLY : KIND_PARTIAL, length);
+    return s.produceRawInto(replies.data, at, values).done;
+  }
+  writer.reset();
+  const done = s.produce(writer, CHUNK_BUDGET);
+  putReply(s.conn, s.seq, done ? KIND_REPLY : KIND_PARTIAL, writer.buf, writer.length);
+  return done;
+}
+
+/** Copies a request out of the ring into the gate, to run once the streams it waits for end. */
+function wait(conn: number, seq: number, commandWord: number, payload: Uint8Array): void {
+  gate.waiting.push({ conn, seq, commandWord, command: SHARD_COMMANDS[commandWord & 0xffff], payload });
+}
+
+/** Runs the waiting requests whose streams have ended, in order; returns how many ran. */
+function runWaiting(): number {
+  if (gate.waiting.length === 0) return 0;
+  const list: WaitingRequest[] = gate.waiting.splice(0);
+  let barrier = false;
+  let ran = 0;
+  for (const r of list) {
+    const words = new Int32Array(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength >> 2);
+    decodeArgs(r.payload, words, 0);
+    if (gate.mustWait(r.command, args, barrier)) {
+      gate.waiting.push(r);
+      if (StreamGate.unbindsAny(r.command)) barrier = true;
+      continue;
+    }
+    run(r.conn, r.seq, r.commandWord);
+    ran++;
+  }
+  gate.pruneCancelled();
+  return ran;
 }
 
 /** Points `args` at a request's arguments inside `buf` (the ring, or an out-of-band payload). */
@@ -176,6 +292,9 @@ const BLOCKING_WAIT_MS = 50;
 const YIELD_EVERY_MS = 10;
 let lastYield = performance.now();
 
+/** How long a worker whose streams are all held sleeps before it looks again (messages run meanwhile). */
+const HELD_WAIT_MS = 5;
+
 const VADD_ID = SHARD_COMMANDS.findIndex((c) => c.name === "vadd");
 
 /**
@@ -198,9 +317,10 @@ function growFilesForWaitingAppends(): void {
 async function loop(): Promise<never> {
   for (;;) {
     checkSizesIfDue();
-    growFilesForWaitingAppends();
-    let ran = 0;
     timing.startBatch();
+    let ran = runWaiting();
+    growFilesForWaitingAppends();
+    let barrier = gate.barrier;
     for (let at = requests.next(); at >= 0; at = requests.next()) {
       const w = at >> 2;
       const conn = requests.words[w];
@@ -213,10 +333,18 @@ async function loop(): Promise<never> {
         timing.startBatch();
         const words = new Int32Array(payload.buffer, payload.byteOffset, payload.byteLength >> 2);
         decodeArgs(payload, words, 0);
-        run(conn, seq, commandWord);
+        const command = SHARD_COMMANDS[commandWord & 0xffff];
+        if (gate.mustWait(command, args, barrier)) {
+          wait(conn, seq, commandWord, payload);
+          if (StreamGate.unbindsAny(command)) barrier = true;
+        } else run(conn, seq, commandWord);
       } else {
         decodeArgs(requests.data, requests.words, w);
-        run(conn, seq, commandWord);
+        const command = SHARD_COMMANDS[commandWord & 0xffff];
+        if (gate.mustWait(command, args, barrier)) {
+          wait(conn, seq, commandWord, requests.data.slice(at, at + requests.length(at)));
+          if (StreamGate.unbindsAny(command)) barrier = true;
+        } else run(conn, seq, commandWord);
         requests.advance();
       }
       ran++;
@@ -226,15 +354,28 @@ async function loop(): Promise<never> {
     requests.release();
     shard.settleAppends();
     if (ran > 0 && fsyncPolicy === "always") shard.flushDirty();
+    if (gate.active) {
+      replies.publish(); // the batch's replies leave before the chunks
+      pumpStreams();
+      giveBackWriter();
+    }
     replies.publish();
     flushIfDue();
-    if (ran > 0) {
+    if (ran > 0 || gate.producing || (gate.waiting.length > 0 && !gate.active)) {
       // Under steady load the loop never sleeps: let messages and timers in now and then.
       const now = performance.now();
       if (now - lastYield > YIELD_EVERY_MS) {
         lastYield = now;
         await new Promise((resolve) => setImmediate(resolve));
       }
+      continue;
+    }
+    if (gate.active) {
+      // Every stream is held by a slow reader: wait for requests, or for the message that lets go.
+      const seen = requests.signal();
+      requests.setSleeping(true);
+      if (!requests.hasRecords()) await requests.waitAsync(seen, HELD_WAIT_MS);
+      requests.setSleeping(false);
       continue;
     }
     // A blocking wait wakes at once when the main thread publishes (a futex), much sooner than

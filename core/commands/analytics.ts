@@ -10,22 +10,8 @@ import { KEY_AT_1 } from "../command_spec.ts";
 import { CommandError, Errors, fail } from "../errors.ts";
 import type { Binding, ShardCommand } from "../shard.ts";
 import { FailedBinding } from "../shard.ts";
-import type { ReplyWriter } from "../../protocol/reply_writer.ts";
 import { rangeArgs } from "./range_args.ts";
-import { replyValue, replyValues } from "./read.ts";
-
-/** Appends bytes [start, end) of the values of `b` as one bulk string, copied straight from the file. */
-function replyRaw(w: ReplyWriter, b: Binding, start: number, end: number): void {
-  const length = (end - start) * b.width;
-  const header = `$${length}\r\n`;
-  w.ensure(header.length + length + 2);
-  for (let k = 0; k < header.length; k++) w.buf[w.length + k] = header.charCodeAt(k);
-  w.length += header.length;
-  if (length > 0) b.file.readInto(start * b.width, length, w.buf, w.length);
-  w.length += length;
-  w.buf[w.length++] = 13;
-  w.buf[w.length++] = 10;
-}
+import { replyValue } from "./read.ts";
 
 const INTEGER_TYPES = new Set(["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]);
 
@@ -74,8 +60,7 @@ export const analyticsCommands: ShardCommand[] = [
       if (a.argc > 5 || (a.argc === 5 && !argIs(a, 4, "raw"))) throw new CommandError(Errors.syntax);
       const b = shard.get(a, 1);
       const { start, end } = rangeArgs(a, 2, b.file.count);
-      if (a.argc === 5) replyRaw(w, b, start, end);
-      else replyValues(w, b, start, end);
+      shard.replyRange(w, b, start, end, a.argc === 5 ? "raw" : "values");
     },
   },
   {

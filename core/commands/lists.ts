@@ -15,7 +15,7 @@ import { argInt } from "../args.ts";
 import { KEY_AT_1 } from "../command_spec.ts";
 import { CommandError, Errors } from "../errors.ts";
 import type { ShardCommand } from "../shard.ts";
-import { replyValue, replyValues } from "./read.ts";
+import { replyValue } from "./read.ts";
 
 /** Argument i as Redis's list commands read a number. */
 function listInteger(a: ArgList, i: number): number {
@@ -63,7 +63,7 @@ export const listCommands: ShardCommand[] = [
       if (start < 0) start = Math.max(0, count + start);
       if (stop < 0) stop = count + stop;
       const end = Math.min(count, stop + 1);
-      replyValues(w, b, start, Math.max(start, end));
+      shard.replyRange(w, b, start, Math.max(start, end), "values");
     },
   },
   {

@@ -24,12 +24,6 @@ export function replyValue(w: ReplyWriter, b: Binding, index: number): void {
   b.type.reply(w, file.view, file.bytes, file.at, b.width);
 }
 
-/** Appends values [start, end) of `b` as one array reply. */
-export function replyValues(w: ReplyWriter, b: Binding, start: number, end: number): void {
-  w.array(end - start);
-  b.type.replyValues(w, b.file, null, start, end);
-}
-
 /** Appends the bytes of the values at indices[0, n) of `b`, in that order, as one bulk string. */
 function replyRawValues(w: ReplyWriter, b: Binding, indices: Float64Array, n: number): void {
   const width = b.width;
@@ -82,10 +76,7 @@ export const readCommands: ShardCommand[] = [
       const indices = shard.indexScratch(n);
       for (let k = 0; k < n; k++) indices[k] = indexArg(a, k + first, count);
       if (raw) replyRawValues(w, b, indices, n);
-      else {
-        w.array(n);
-        b.type.replyValues(w, b.file, indices, 0, n);
-      }
+      else shard.replyRange(w, b, 0, n, "values", indices);
     },
   },
   {
@@ -101,7 +92,7 @@ export const readCommands: ShardCommand[] = [
     syntax: "key",
     run(shard, a, w) {
       const b = shard.get(a, 1);
-      replyValues(w, b, 0, b.file.count);
+      shard.replyRange(w, b, 0, b.file.count, "values");
     },
   },
   {
