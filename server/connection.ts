@@ -126,8 +126,10 @@ export class Connection {
   partial(seq: number, buf: Uint8Array, start: number, end: number): void {
     this.streamed = true;
     if (seq === this.doneSeq) {
-      this.out.raw(buf, start, end);
       this.streamingSeq = seq;
+      // Nothing before it waits: straight from the ring to the socket, without a copy into `out`.
+      if (this.out.length === 0 && this.backlog === null && !this.closed) this.writeOut(buf, start, end);
+      else this.out.raw(buf, start, end);
       return;
     }
     let parts = this.partials.get(seq);
@@ -192,15 +194,8 @@ export class Connection {
   flush(outputLimit: number): boolean {
     if (this.closed) return true;
     if (this.out.length > 0) {
-      if (this.backlog === null) {
-        const n = this.socket.write(this.out.buf, 0, this.out.length);
-        if (n > 0) this.traffic.netOutputBytes += n;
-        if (n < this.out.length) {
-          this.backlog = [this.out.buf.slice(Math.max(n, 0), this.out.length)];
-          this.backlogStart = 0;
-          this.backlogBytes = this.backlog[0].length;
-        }
-      } else {
+      if (this.backlog === null) this.writeOut(this.out.buf, 0, this.out.length);
+      else {
         // Kept as parts: a slow reader's backlog is not copied again with every reply.
         this.backlog.push(this.out.buf.slice(0, this.out.length));
         this.backlogBytes += this.out.length;
@@ -211,6 +206,17 @@ export class Connection {
     if (this.backlog !== null && this.unsent > outputLimit) return false;
     if (this.closeAfterReplies && this.owed === 0 && this.backlog === null) this.socket.end();
     return true;
+  }
+
+  /** Writes bytes [start, end) of `buf` to the socket; what it does not take becomes the backlog (copied). */
+  private writeOut(buf: Uint8Array, start: number, end: number): void {
+    const n = this.socket.write(buf, start, end - start);
+    if (n > 0) this.traffic.netOutputBytes += n;
+    if (n < end - start) {
+      this.backlog = [buf.slice(start + Math.max(n, 0), end)];
+      this.backlogStart = 0;
+      this.backlogBytes = this.backlog[0].length;
+    }
   }
 
   /** Writes what the socket did not take before (on `drain`). */
