@@ -66,8 +66,8 @@ export class ReplyStream {
    * was resized outside mmapd meanwhile (the reply cannot be finished: the caller drops the client).
    */
   produce(w: ReplyWriter, budget = STREAM_CHUNK_BYTES): boolean {
+    this.check();
     const b = this.binding;
-    if (b.file.sizeChanged) throw changedSizeError(b.displayPath);
     if (this.form === "raw") {
       const n = this.rawChunkValues(budget);
       const length = n * b.width;
@@ -93,6 +93,11 @@ export class ReplyStream {
     return true;
   }
 
+  /** Throws the changed-size error when the file was resized outside mmapd since the stream began. */
+  check(): void {
+    if (this.binding.file.sizeChanged) throw changedSizeError(this.binding.displayPath);
+  }
+
   /** Values the next raw chunk holds (at most `budget` bytes of them, at least one). */
   rawChunkValues(budget = STREAM_CHUNK_BYTES): number {
     return Math.min(this.end - this.next, Math.max(1, Math.floor(budget / this.binding.width)));
@@ -101,11 +106,11 @@ export class ReplyStream {
   /**
    * Copies the next raw chunk straight from the mapping into `dst` at `at` (the reply ring's
    * record, so the bytes are copied once), with the closing CRLF after the last values. Returns
-   * the bytes written and whether the reply is complete.
+   * the bytes written and whether the reply is complete. `check` first: this must not fail once
+   * the destination is reserved.
    */
   produceRawInto(dst: Uint8Array, at: number, values: number): { bytes: number; done: boolean } {
     const b = this.binding;
-    if (b.file.sizeChanged) throw changedSizeError(b.displayPath);
     const length = values * b.width;
     if (length > 0) b.file.readInto(this.next * b.width, length, dst, at);
     this.next += values;

@@ -203,6 +203,7 @@ function pumpStreams(): void {
 /** Sends the next chunk of `s`; true when it was the last. Raw bytes go from the mapping straight into the ring. */
 function pumpChunk(s: ReplyStream): boolean {
   if (s.form === "raw") {
+    s.check(); // before the record is reserved: a failure must not leave it half written
     const values = s.rawChunkValues(CHUNK_BUDGET);
     const last = s.next + values >= s.end;
     const length = values * s.binding.width + (last ? 2 : 0);
