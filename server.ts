@@ -14,7 +14,8 @@
  * thread that owns its keys' mapped files, so commands on one key run in order on one thread.
  */
 import fs from "node:fs";
-import { ConfigError, helpText, type ParsedArgs, parseArgs, VERSION } from "./server/config.ts";
+import { ConfigError, VERSION } from "./server/config.ts";
+import { helpText, type ParsedArgs, parseArgs } from "./server/config_flags.ts";
 import { log, setLogFile, setLogLevel } from "./server/log.ts";
 import { ListenError, MmapdServer } from "./server/server.ts";
 

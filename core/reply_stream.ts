@@ -17,8 +17,22 @@ import type { ArgList } from "./args.ts";
 import { keyString } from "./args.ts";
 import { keyPositions } from "./command_spec.ts";
 import { changedSizeError } from "./mapped_file.ts";
-import type { Binding, ShardCommand } from "./shard.ts";
+import type { CommandSpec } from "./command_spec.ts";
+import type { MappedFile } from "./mapped_file.ts";
+import type { ValueType } from "./value_types.ts";
 import type { ReplyWriter } from "../protocol/reply_writer.ts";
+
+/** What a stream needs of a binding (core/shard.ts's Binding; stated here so this file does not import the shard). */
+interface Binding {
+  readonly key: string;
+  readonly file: MappedFile;
+  readonly type: ValueType;
+  readonly width: number;
+  readonly displayPath: string;
+}
+
+/** What the gate needs of a shard command. */
+type ShardCommand = CommandSpec & { route: string };
 
 /** How a streamed range is written: one reply per value, or one bulk string of the raw bytes. */
 export type StreamForm = "values" | "raw";

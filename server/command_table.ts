@@ -8,7 +8,9 @@ import { CommandIndex } from "../core/command_index.ts";
 import { SHARD_COMMANDS } from "../core/commands.ts";
 import type { ShardCommand } from "../core/shard.ts";
 import { adminCommands } from "./commands/admin.ts";
-import { clusterCommands } from "./commands/cluster.ts";
+import { clientCommands } from "./commands/client.ts";
+import { clusterCommands, clusterRoutingCommands } from "./commands/cluster.ts";
+import { clusterxCommands } from "./commands/clusterx.ts";
 import { configCommands } from "./commands/config.ts";
 import { connectionCommands } from "./commands/connection.ts";
 import { diagnosticsCommands } from "./commands/diagnostics.ts";
@@ -22,12 +24,15 @@ export type Command = ShardCommand | ServerCommand;
 
 const SERVER_COMMANDS: readonly ServerCommand[] = [
   ...connectionCommands,
+  ...clientCommands,
   ...infoCommands,
   ...configCommands,
   ...adminCommands,
   ...introspectionCommands,
   ...diagnosticsCommands,
   ...clusterCommands,
+  ...clusterxCommands,
+  ...clusterRoutingCommands,
   ...transactionCommands,
 ];
 

@@ -12,33 +12,23 @@ import type { CommandSpec } from "../core/command_spec.ts";
 import { commandShard } from "../core/command_spec.ts";
 import { Args, argInt, argView } from "../core/args.ts";
 import { shardCommandId, SHARD_COMMAND_INDEX } from "../core/commands.ts";
-import { BARRIER_WORDS, CANCELLED, EXEC_ABORTED, EXEC_CANCELLED, EXEC_DIRECT, EXEC_PARTS } from "../core/commands/transaction.ts";
+import { BARRIER_WORDS, CANCELLED, EXEC_DIRECT, EXEC_PARTS } from "../core/commands/transaction.ts";
 import { Errors, TransactionErrors } from "../core/errors.ts";
 import type { ShardCommand } from "../core/shard.ts";
 import { keysByShard } from "../core/slots.ts";
-import { replyEnd } from "../protocol/reply_scan.ts";
 import { ReplyWriter } from "../protocol/reply_writer.ts";
 import { TRANSACTION_SLOTS, type ShardPool } from "../workers/shard_pool.ts";
 import type { BindingCatalog } from "./catalog.ts";
 import type { Cluster } from "./cluster/cluster.ts";
 import { transactionRefusal } from "./cluster/redirect.ts";
 import type { Command } from "./command_table.ts";
-import type { ServerCommand } from "./commands/server_command.ts";
 import type { Config } from "./config.ts";
 import type { Connection } from "./connection.ts";
+import { NO_REPLIES, type RunOnMain, type Source, splitParts, writeReplies } from "./transaction_replies.ts";
 import { type QueuedCommand, QueuedTransaction } from "./transaction_queue.ts";
-import type { MergeKind } from "./merge.ts";
-import { mergeReplies } from "./merge.ts";
 
 /** Sequence number of the server's WATCH and UNWATCH requests, whose replies nobody waits for. */
 export const WATCH_SEQ = 2;
-
-
-/** Where one queued command's reply comes from once the shards answer. */
-type Source =
-  | { kind: "main"; command: ServerCommand; args: QueuedCommand }
-  | { kind: "error"; text: string }
-  | { kind: "shard"; parts: { shard: number; index: number }[]; merge: MergeKind };
 
 const encoder = new TextEncoder();
 
@@ -58,8 +48,7 @@ export class Transactions {
     private readonly cluster: Cluster | null,
     private readonly pool: ShardPool,
     private readonly catalog: BindingCatalog,
-    /** Runs a main-thread command into `w` (errors become error replies), counted as it would be alone. */
-    private readonly runOnMain: (conn: Connection, command: ServerCommand, a: ArgList, w: ReplyWriter) => void,
+    private readonly runOnMain: RunOnMain,
     /** Counts a shard command the transaction runs and shows it to MONITOR, as dispatch does for one alone. */
     private readonly countShardCommand: (conn: Connection, command: ShardCommand, a: ArgList) => void,
   ) {}
@@ -243,7 +232,7 @@ export class Transactions {
     const watched = watchedShards !== null;
     for (const s of watchedShards ?? []) if (!perShard.has(s)) perShard.set(s, []);
     if (perShard.size === 0) {
-      this.writeReplies(conn, w, tx, sources, NO_REPLIES);
+      writeReplies(this.runOnMain, conn, w, tx, sources, NO_REPLIES);
       return true;
     }
     // The first barrier only matters when a WATCH may abort (every shard must agree first); the
@@ -273,7 +262,7 @@ export class Transactions {
         out.proto = proto;
         const replies = splitParts(parts);
         if (replies === "aborted") out.nilArray();
-        else this.writeReplies(conn, out, tx, sources, replies);
+        else writeReplies(this.runOnMain, conn, out, tx, sources, replies);
         return out.buf.subarray(0, out.length);
       },
     });
@@ -282,20 +271,6 @@ export class Transactions {
       this.pool.send(s, conn.id, seq, conn.out.proto, this.execId, tx.args, header.concat(indices));
     }
     return false;
-  }
-
-  /** EXEC's array: each queued command's reply, in the order the commands were queued. */
-  private writeReplies(conn: Connection, w: ReplyWriter, tx: QueuedTransaction, sources: Source[], replies: Map<number, Uint8Array[]>): void {
-    w.array(sources.length);
-    for (const source of sources) {
-      if (source.kind === "main") this.runOnMain(conn, source.command, tx.view(source.args), w);
-      else if (source.kind === "error") w.error(source.text);
-      else {
-        const parts = source.parts.map(({ shard, index }) => replies.get(shard)?.[index] ?? encoder.encode(`-${TransactionErrors.cutShort}\r\n`));
-        const reply = parts.length === 1 ? parts[0] : mergeReplies(source.merge, parts);
-        w.raw(reply, 0, reply.length);
-      }
-    }
   }
 
   /** A free barrier slot, zeroed and recorded with its shards; -1 when every slot is in use. */
@@ -320,38 +295,4 @@ export class Transactions {
       for (let word = 0; word < BARRIER_WORDS; word++) Atomics.notify(barriers, slot * BARRIER_WORDS + word);
     }
   }
-}
-
-const NO_REPLIES = new Map<number, Uint8Array[]>();
-
-/** The integer of the `:n` reply at `at` (n >= 0), and where the reply ends. */
-function integerAt(part: Uint8Array, at: number): { n: number; end: number } {
-  let n = 0;
-  let p = at + 1;
-  for (; part[p] !== 13; p++) n = n * 10 + (part[p] - 48);
-  return { n, end: p + 2 };
-}
-
-/**
- * Takes the shards' `_EXEC` replies apart: per shard, its commands' replies in order, or
- * "aborted" when a watched key changed. A part that is an error (its worker died) or was
- * cancelled leaves that shard out, so its commands answer that they were cut short.
- */
-function splitParts(parts: Uint8Array[]): Map<number, Uint8Array[]> | "aborted" {
-  const out = new Map<number, Uint8Array[]>();
-  for (const part of parts) {
-    if (part[0] !== 42 /* * */) continue;
-    const shard = integerAt(part, part.indexOf(10) + 1);
-    const status = integerAt(part, shard.end);
-    if (status.n === EXEC_ABORTED) return "aborted";
-    if (status.n === EXEC_CANCELLED) continue;
-    const replies: Uint8Array[] = [];
-    for (let p = status.end; p < part.length; ) {
-      const end = replyEnd(part, p);
-      replies.push(part.subarray(p, end));
-      p = end;
-    }
-    out.set(shard.n, replies);
-  }
-  return out;
 }

@@ -3,7 +3,8 @@
  * start, replaced by CLUSTERX SETNODES / SETSLOT), which node it is in it, which slots it
  * therefore serves, and the slots CLUSTERX MIGRATE moved since (with their files) until the
  * controller's next topology says so itself. Redirections are redirect.ts's job; the commands
- * are commands/cluster.ts; moving a slot is migration.ts (source) and import.ts (target).
+ * are commands/cluster.ts (clients) and commands/clusterx.ts (controllers); moving a slot is
+ * migration.ts (source) and import.ts (target).
  */
 import fs from "node:fs";
 import os from "node:os";

@@ -1,13 +1,15 @@
 /**
  * CONFIG GET / SET / RESETSTAT / REWRITE / HELP: the server's parameters at run time, from the
- * parameter table in server/config.ts.
+ * parameter table in server/config_table.ts.
  */
 import { argString } from "../../core/args.ts";
 import type { ArgList } from "../../core/args.ts";
 import { CommandError, Errors, ServerErrors } from "../../core/errors.ts";
 import { globMatch } from "../../core/glob.ts";
 import type { ReplyWriter } from "../../protocol/reply_writer.ts";
-import { ConfigError, parameterNames, rewriteConfigFile, setParameters, showParameter } from "../config.ts";
+import { ConfigError } from "../config.ts";
+import { rewriteConfigFile } from "../config_file.ts";
+import { parameterNames, setParameters, showParameter } from "../config_table.ts";
 import type { ServerContext } from "../context.ts";
 import { log } from "../log.ts";
 import type { ServerCommand } from "./server_command.ts";

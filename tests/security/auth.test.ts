@@ -10,7 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import Redis from "ioredis";
 import { call, ErrorReply, resp, RespClient } from "../../bench/resp_client.ts";
-import { parseArgs } from "../../server/config.ts";
+import { parseArgs } from "../../server/config_flags.ts";
 import { PROTECTED_MODE_DENIED, refusedByProtectedMode } from "../../server/protected_mode.ts";
 import { createPeerNamespace, exchange, type PeerNamespace, peerNamespaceUnavailable } from "../helpers/netns.ts";
 import { startServer, type TestServer } from "../helpers/server.ts";

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { spawnSync } from "bun";
 import { resp, RespClient } from "../../bench/resp_client.ts";
-import { parseArgs } from "../../server/config.ts";
+import { parseArgs } from "../../server/config_flags.ts";
 import { hasTool, startServer, type TestServer } from "../helpers/server.ts";
 
 setDefaultTimeout(30_000);

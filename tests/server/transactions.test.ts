@@ -254,6 +254,7 @@ test("atomic across shards: 100,000 transactions, readers never see one shard wi
   await writers;
   writing = false;
   await readers;
+  console.log(`atomicity: ${WRITERS * BATCHES * ROUNDS} writer transactions, ${readTransactions} reader transactions, ${torn} torn reads`);
   expect(readTransactions).toBeGreaterThan(1000);
   expect(torn).toBe(0);
 }, 120_000);
@@ -294,6 +295,7 @@ test("atomic appends across shards: VADD to both keys, counts read in a transact
   expect(await check.text("VCOUNT", "txca")).toBe(":8000\r\n");
   expect(await check.text("VCOUNT", "txcb")).toBe(":8000\r\n");
   check.close();
+  console.log(`atomic appends: 8,000 transactions, ${reads} reads of both counts, ${unequal} unequal`);
   expect(reads).toBeGreaterThan(0);
   expect(unequal).toBe(0);
 }, 120_000);
