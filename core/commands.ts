@@ -14,7 +14,18 @@ import { writeCommands } from "./commands/write.ts";
 import type { ShardCommand } from "./shard.ts";
 
 /** Shard commands in a fixed order: a command's position is its id on the wire between threads. */
-export const SHARD_COMMANDS: readonly ShardCommand[] = [mmapCommand, restoreBindingCommand, ...readCommands, ...writeCommands, ...keyspaceCommands, ...analyticsCommands, ...rawWriteCommands, memoryCommand, ...listCommands, ...transactionCommands(() => SHARD_COMMANDS)];
+export const SHARD_COMMANDS: readonly ShardCommand[] = [
+  mmapCommand,
+  restoreBindingCommand,
+  ...readCommands,
+  ...writeCommands,
+  ...keyspaceCommands,
+  ...analyticsCommands,
+  ...rawWriteCommands,
+  memoryCommand,
+  ...listCommands,
+  ...transactionCommands(() => SHARD_COMMANDS),
+];
 
 /** The shard commands by name. */
 export const SHARD_COMMAND_INDEX = new CommandIndex(SHARD_COMMANDS);

@@ -22,8 +22,28 @@ import fs from "node:fs";
 import { toArrayBuffer } from "bun:ffi";
 import { CommandError, Errors, fail } from "./errors.ts";
 import {
-  EISDIR, ELOOP, EWOULDBLOCK, EXDEV, LOCK_EX, LOCK_NB, LOCK_UN, MAP_SHARED, MS_SYNC, O_CLOEXEC, PAGE_SIZE,
-  PROT_READ, PROT_WRITE, errno, errnoOf, fileSize, fileSystemType, flock, mmap, msync, munmap, systemError,
+  EISDIR,
+  ELOOP,
+  EWOULDBLOCK,
+  EXDEV,
+  LOCK_EX,
+  LOCK_NB,
+  LOCK_UN,
+  MAP_SHARED,
+  MS_SYNC,
+  O_CLOEXEC,
+  PAGE_SIZE,
+  PROT_READ,
+  PROT_WRITE,
+  errno,
+  errnoOf,
+  fileSize,
+  fileSystemType,
+  flock,
+  mmap,
+  msync,
+  munmap,
+  systemError,
 } from "./libc.ts";
 import { cannotOpen, openDataFile, replySafe } from "./paths.ts";
 import { guardMapping, mappingFaulted, releaseMapping } from "./sigbus_guard.ts";
@@ -146,9 +166,7 @@ export class MappedFile {
   private windowViews: (DataView | undefined)[];
   private windowBytes: (Uint8Array | undefined)[];
 
-  private constructor(
-    absPath: string, opts: MapOptions, fd: number, byteLength: number, address: number, mappedLength: number,
-  ) {
+  private constructor(absPath: string, opts: MapOptions, fd: number, byteLength: number, address: number, mappedLength: number) {
     this.path = absPath;
     this.displayPath = opts.displayPath;
     this.writable = opts.writable;

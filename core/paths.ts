@@ -6,9 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { BindingErrors, CommandError, Errors } from "./errors.ts";
-import {
-  EINVAL, ENOENT, ENOSYS, EPERM, EXDEV, RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS, errno, errnoOf, openat2, strerror,
-} from "./libc.ts";
+import { EINVAL, ENOENT, ENOSYS, EPERM, EXDEV, RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS, errno, errnoOf, openat2, strerror } from "./libc.ts";
 
 /** `text` with CR and LF replaced by spaces, so a client's path cannot break a one-line reply. */
 export function replySafe(text: string): string {

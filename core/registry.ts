@@ -66,7 +66,14 @@ function decodeRecord(line: string): CatalogEvent | "corrupt" | "unreadable" {
 function isValidEvent(e: CatalogEvent): boolean {
   if (e === null || typeof e !== "object" || typeof e.key !== "string") return false;
   if (e.op === "unbind") return true;
-  return e.op === "bind" && typeof e.path === "string" && typeof e.type === "string" && Number.isInteger(e.size) && e.size > 0 && typeof e.writable === "boolean";
+  return (
+    e.op === "bind" &&
+    typeof e.path === "string" &&
+    typeof e.type === "string" &&
+    Number.isInteger(e.size) &&
+    e.size > 0 &&
+    typeof e.writable === "boolean"
+  );
 }
 
 /** What loading found wrong (each a line for the log). */
@@ -139,7 +146,8 @@ export class Registry {
     const tail = lines.pop()!;
     lines.forEach((line, n) => {
       const event = decodeRecord(line);
-      if (typeof event === "string") report.problems.push(`${event} record on line ${n + 1} of ${REGISTRY_FILE} (${Buffer.byteLength(line)} bytes) ignored`);
+      if (typeof event === "string")
+        report.problems.push(`${event} record on line ${n + 1} of ${REGISTRY_FILE} (${Buffer.byteLength(line)} bytes) ignored`);
       else {
         this.apply(event);
         report.records++;
@@ -147,7 +155,8 @@ export class Registry {
     });
     if (tail !== "") {
       const event = decodeRecord(tail);
-      if (typeof event === "string") report.problems.push(`torn record at the end of ${REGISTRY_FILE} (${Buffer.byteLength(tail)} bytes) ignored`);
+      if (typeof event === "string")
+        report.problems.push(`torn record at the end of ${REGISTRY_FILE} (${Buffer.byteLength(tail)} bytes) ignored`);
       else {
         this.apply(event);
         report.records++;
@@ -179,7 +188,8 @@ export class Registry {
   }
 
   private apply(event: CatalogEvent): void {
-    if (event.op === "bind") this.bindings.set(event.key, { key: event.key, path: event.path, type: event.type, size: event.size, writable: event.writable });
+    if (event.op === "bind")
+      this.bindings.set(event.key, { key: event.key, path: event.path, type: event.type, size: event.size, writable: event.writable });
     else this.bindings.delete(event.key);
   }
 
@@ -189,7 +199,15 @@ export class Registry {
    */
   record(event: CatalogEvent): boolean {
     const before = this.bindings.get(event.key);
-    if (event.op === "bind" && before !== undefined && before.path === event.path && before.type === event.type && before.size === event.size && before.writable === event.writable) return false;
+    if (
+      event.op === "bind" &&
+      before !== undefined &&
+      before.path === event.path &&
+      before.type === event.type &&
+      before.size === event.size &&
+      before.writable === event.writable
+    )
+      return false;
     if (event.op === "unbind" && before === undefined) return false;
     this.apply(event);
     this.unsynced = true;
@@ -244,7 +262,8 @@ export class Registry {
   compact(): void {
     const temp = this.file + ".tmp";
     let text = "";
-    for (const b of this.bindings.values()) text += encodeRecord({ op: "bind", key: b.key, path: b.path, type: b.type, size: b.size, writable: b.writable });
+    for (const b of this.bindings.values())
+      text += encodeRecord({ op: "bind", key: b.key, path: b.path, type: b.type, size: b.size, writable: b.writable });
     const body = Buffer.from(text, "utf8");
     const fd = fs.openSync(temp, "w", 0o644);
     try {

@@ -92,7 +92,11 @@ function install(): SigbusGuardHandle | null {
       release: Number(s.guard_function(1)),
     };
     (globalThis as Record<symbol, Installed>)[PROCESS_KEY] = { library, handle };
-    useHandle(handle, (start, length) => s.guard_claim(start as Pointer, length), (slot) => s.guard_release(slot));
+    useHandle(
+      handle,
+      (start, length) => s.guard_claim(start as Pointer, length),
+      (slot) => s.guard_release(slot),
+    );
     return handle;
   } catch (error) {
     unavailableReason = (error as Error).message.split("\n")[0] ?? "unknown error";
@@ -121,7 +125,11 @@ export function adoptSigbusGuard(handle: SigbusGuardHandle): void {
   adoptedHandle = handle;
   const claim = CFunction({ ptr: handle.claim as Pointer, args: ["ptr", "u64"], returns: "i32" });
   const release = CFunction({ ptr: handle.release as Pointer, args: ["i32"], returns: "void" });
-  useHandle(handle, (start, length) => claim(start as Pointer, length) as number, (slot) => release(slot));
+  useHandle(
+    handle,
+    (start, length) => claim(start as Pointer, length) as number,
+    (slot) => release(slot),
+  );
 }
 
 /** "on", or why mapped files are not guarded ("unavailable: <reason>", "not adopted in this thread"). */

@@ -146,7 +146,9 @@ function notNumberError(a: ArgList, i: number, type: "float" | "double"): string
   return NAN_TEXT.test(argString(a, i)) ? Errors.nanNotStored(type) : Errors.valueNotNumber(type);
 }
 const INFINITY_TEXT = /^([+-]?)inf(inity)?$/i;
-const POWERS_OF_TEN = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22];
+const POWERS_OF_TEN = [
+  1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
 
 /**
  * Argument i as a double, or NaN when it is not a decimal number or an infinity.
@@ -204,7 +206,8 @@ const runFloats = new Float32Array(runBytes.buffer);
 /** float32 and float64: finite values beyond the type's range are refused, NaN is never accepted. */
 function floating(name: string, width: 4 | 8): ValueType {
   const overflow = Errors.valueOverflow(name);
-  const get = width === 4 ? (view: DataView, at: number) => view.getFloat32(at, true) : (view: DataView, at: number) => view.getFloat64(at, true);
+  const get =
+    width === 4 ? (view: DataView, at: number) => view.getFloat32(at, true) : (view: DataView, at: number) => view.getFloat64(at, true);
   return {
     name,
     width,
@@ -403,10 +406,46 @@ export const VALUE_TYPES: ReadonlyMap<string, ValueType> = (() => {
   };
   add(smallInt({ name: "int8", width: 1, min: -128, max: 127, get: (v, at) => v.getInt8(at), set: (v, at, n) => v.setInt8(at, n) }));
   add(smallInt({ name: "uint8", width: 1, min: 0, max: 255, get: (v, at) => v.getUint8(at), set: (v, at, n) => v.setUint8(at, n) }));
-  add(smallInt({ name: "int16", width: 2, min: -32768, max: 32767, get: (v, at) => v.getInt16(at, true), set: (v, at, n) => v.setInt16(at, n, true) }));
-  add(smallInt({ name: "uint16", width: 2, min: 0, max: 65535, get: (v, at) => v.getUint16(at, true), set: (v, at, n) => v.setUint16(at, n, true) }));
-  add(smallInt({ name: "int32", width: 4, min: -2147483648, max: 2147483647, get: (v, at) => v.getInt32(at, true), set: (v, at, n) => v.setInt32(at, n, true) }));
-  add(smallInt({ name: "uint32", width: 4, min: 0, max: 4294967295, get: (v, at) => v.getUint32(at, true), set: (v, at, n) => v.setUint32(at, n, true) }));
+  add(
+    smallInt({
+      name: "int16",
+      width: 2,
+      min: -32768,
+      max: 32767,
+      get: (v, at) => v.getInt16(at, true),
+      set: (v, at, n) => v.setInt16(at, n, true),
+    }),
+  );
+  add(
+    smallInt({
+      name: "uint16",
+      width: 2,
+      min: 0,
+      max: 65535,
+      get: (v, at) => v.getUint16(at, true),
+      set: (v, at, n) => v.setUint16(at, n, true),
+    }),
+  );
+  add(
+    smallInt({
+      name: "int32",
+      width: 4,
+      min: -2147483648,
+      max: 2147483647,
+      get: (v, at) => v.getInt32(at, true),
+      set: (v, at, n) => v.setInt32(at, n, true),
+    }),
+  );
+  add(
+    smallInt({
+      name: "uint32",
+      width: 4,
+      min: 0,
+      max: 4294967295,
+      get: (v, at) => v.getUint32(at, true),
+      set: (v, at, n) => v.setUint32(at, n, true),
+    }),
+  );
   add(bigInt("int64", true));
   add(bigInt("uint64", false));
   add(floating("float", 4), "float32");

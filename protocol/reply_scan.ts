@@ -28,23 +28,25 @@ export function replyEnd(buf: Uint8Array, at: number): number {
   switch (buf[at]) {
     case 36 /* $ bulk */:
     case 33 /* ! bulk error */:
-    case 61 /* = verbatim */: {
-      const n = headerNumber(buf, at);
-      const body = lineEnd(buf, at);
-      return n < 0 ? body : body + n + 2;
-    }
+    case 61 /* = verbatim */:
+      {
+        const n = headerNumber(buf, at);
+        const body = lineEnd(buf, at);
+        return n < 0 ? body : body + n + 2;
+      }
     case 42 /* * array */:
     case 126 /* ~ set */:
     case 62 /* > push */:
     case 37 /* % map */:
-    case 124 /* | attribute */: {
-      const n = headerNumber(buf, at);
-      let p = lineEnd(buf, at);
-      const items = buf[at] === 37 || buf[at] === 124 ? 2 * n : n;
-      for (let k = 0; k < items; k++) p = replyEnd(buf, p);
-      // An attribute precedes the reply it describes.
-      return buf[at] === 124 ? replyEnd(buf, p) : p;
-    }
+    case 124 /* | attribute */:
+      {
+        const n = headerNumber(buf, at);
+        let p = lineEnd(buf, at);
+        const items = buf[at] === 37 || buf[at] === 124 ? 2 * n : n;
+        for (let k = 0; k < items; k++) p = replyEnd(buf, p);
+        // An attribute precedes the reply it describes.
+        return buf[at] === 124 ? replyEnd(buf, p) : p;
+      }
     default: // + - : _ , # ( one line
       return lineEnd(buf, at);
   }

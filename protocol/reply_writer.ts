@@ -255,7 +255,8 @@ export class ReplyWriter {
       this.ensure(length + HEADER_ROOM);
       const buf = this.buf;
       let p = this.length;
-      if (this.proto === 3) buf[p++] = 44; // ,
+      if (this.proto === 3)
+        buf[p++] = 44; // ,
       else {
         // `$<length>\r\n`: the length is at most 17, one or two digits.
         buf[p++] = 36; // $
@@ -284,12 +285,7 @@ export class ReplyWriter {
   /** As double(), with the shortest text that identifies `x` as a float32 (formatFloat32). */
   float32(x: number): void {
     x = Math.fround(x);
-    if (
-      Number.isInteger(x) &&
-      x <= FLOAT32_EXACT_INTEGER_LIMIT &&
-      x >= -FLOAT32_EXACT_INTEGER_LIMIT &&
-      !(x === 0 && 1 / x < 0)
-    ) {
+    if (Number.isInteger(x) && x <= FLOAT32_EXACT_INTEGER_LIMIT && x >= -FLOAT32_EXACT_INTEGER_LIMIT && !(x === 0 && 1 / x < 0)) {
       this.integralNumber(x);
     } else if (!this.shortestFloat32(x)) {
       this.doubleText(formatFloat32(x));
@@ -468,4 +464,3 @@ function writeAscii(buf: Uint8Array, pos: number, s: string): number {
   for (let i = 0; i < s.length; i++) buf[pos++] = s.charCodeAt(i);
   return pos;
 }
-

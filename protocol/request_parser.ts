@@ -529,4 +529,3 @@ function unescapeByte(c: number): number {
       return c;
   }
 }
-

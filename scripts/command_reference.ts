@@ -65,7 +65,16 @@ export function commandReference(): string {
 }
 
 function commandSection(c: CommandSpec): string[] {
-  const lines = [`### ${c.name.toUpperCase()}`, "", "```", `${c.name.toUpperCase()}${c.syntax === "" ? "" : " " + c.syntax}`, "```", "", c.summary, ""];
+  const lines = [
+    `### ${c.name.toUpperCase()}`,
+    "",
+    "```",
+    `${c.name.toUpperCase()}${c.syntax === "" ? "" : " " + c.syntax}`,
+    "```",
+    "",
+    c.summary,
+    "",
+  ];
   const facts = [`since ${c.since}`];
   if (c.complexity !== undefined) facts.push(`complexity ${c.complexity}`);
   facts.push(`arity ${c.arity}`);
@@ -73,7 +82,8 @@ function commandSection(c: CommandSpec): string[] {
   if (c.keys !== null) facts.push(`keys at ${c.keys.first}..${c.keys.last} step ${c.keys.step}`);
   if (c.inMulti === "runs-now") facts.push("inside MULTI it runs at once instead of being queued");
   lines.push(facts.map((f) => `*${f}*`).join(" · "), "");
-  for (const sub of c.subcommands ?? []) lines.push(`- \`${c.name.toUpperCase()} ${sub.name.toUpperCase()}${sub.syntax === "" ? "" : " " + sub.syntax}\`: ${sub.summary}`);
+  for (const sub of c.subcommands ?? [])
+    lines.push(`- \`${c.name.toUpperCase()} ${sub.name.toUpperCase()}${sub.syntax === "" ? "" : " " + sub.syntax}\`: ${sub.summary}`);
   if ((c.subcommands ?? []).length > 0) lines.push("");
   return lines;
 }

@@ -60,7 +60,10 @@ export class BindingCatalog {
     if (pending === undefined) this.restoreKeys.set(shard, (pending = { keys: [], head: 0 }));
     for (const b of this.registry.bindings.values()) {
       if (this.shardOfKey(b.key) !== shard) continue;
-      out.push({ cmdId: id, args: Args.of("_bind", Buffer.from(b.key, "latin1"), b.path, b.type, String(b.size), b.writable ? "rw" : "ro") });
+      out.push({
+        cmdId: id,
+        args: Args.of("_bind", Buffer.from(b.key, "latin1"), b.path, b.type, String(b.size), b.writable ? "rw" : "ro"),
+      });
       pending.keys.push(b.key);
     }
     if (this.restoresLeft === 0 && out.length > 0) this.restoresDone = new Promise((r) => (this.restoresFinished = r));

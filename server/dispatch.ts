@@ -174,7 +174,8 @@ export class Dispatcher {
         const byShard = keysByShard(a, 1, shards);
         for (const indices of byShard.values()) indices.unshift(0);
         const seq = conn.nextSeq++;
-        if (byShard.size > 1) conn.parked.set(seq, { remaining: byShard.size, parts: [], merge: (parts) => mergeReplies(command.merge ?? "sum", parts) });
+        if (byShard.size > 1)
+          conn.parked.set(seq, { remaining: byShard.size, parts: [], merge: (parts) => mergeReplies(command.merge ?? "sum", parts) });
         for (const [s, indices] of byShard) this.pool.send(s, conn.id, seq, proto, id, a, byShard.size > 1 ? indices : null);
         return;
       }
@@ -192,7 +193,6 @@ export class Dispatcher {
     for (let s = 0; s < shards; s++) this.pool.send(s, conn.id, seq, conn.out.proto, id, a, null);
   }
 }
-
 
 /** Redis's unknown-command error: the name, then the first arguments quoted, up to 128 bytes in all. */
 function unknownCommandError(a: ArgList): string {

@@ -105,7 +105,12 @@ export class MmapdServer implements ServerContext {
       else if (seq !== WATCH_SEQ) this.catalog.onRestoreReply(shard, reply);
     };
     this.turn = new Turn(this.pool, config, this.stats, (conn) => this.clients.close(conn));
-    this.transactions = new Transactions(config, this.cluster, this.pool, this.catalog, (conn, command, a, w) => this.dispatcher.runInto(conn, command, a, w),
+    this.transactions = new Transactions(
+      config,
+      this.cluster,
+      this.pool,
+      this.catalog,
+      (conn, command, a, w) => this.dispatcher.runInto(conn, command, a, w),
       (conn, command, a) => this.dispatcher.countInto(conn, command, a),
     );
     this.dispatcher = new Dispatcher(this, config, this.pool, this.turn, this.catalog);

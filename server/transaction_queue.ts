@@ -43,7 +43,12 @@ export class QueuedTransaction {
   /** A queued command's own arguments (a view, valid until more is pushed). */
   view(q: QueuedCommand): ArgList {
     const a = this.args;
-    return { buf: a.buf, argc: q.argc, argStart: a.argStart.subarray(q.at + 2, q.at + 2 + q.argc), argEnd: a.argEnd.subarray(q.at + 2, q.at + 2 + q.argc) };
+    return {
+      buf: a.buf,
+      argc: q.argc,
+      argStart: a.argStart.subarray(q.at + 2, q.at + 2 + q.argc),
+      argEnd: a.argEnd.subarray(q.at + 2, q.at + 2 + q.argc),
+    };
   }
 
   /** Sets header argument `i` (0 to HEADER_ARGS - 1). */

@@ -42,7 +42,9 @@ export function writeReplies(
     if (source.kind === "main") runOnMain(conn, source.command, tx.view(source.args), w);
     else if (source.kind === "error") w.error(source.text);
     else {
-      const parts = source.parts.map(({ shard, index }) => replies.get(shard)?.[index] ?? encoder.encode(`-${TransactionErrors.cutShort}\r\n`));
+      const parts = source.parts.map(
+        ({ shard, index }) => replies.get(shard)?.[index] ?? encoder.encode(`-${TransactionErrors.cutShort}\r\n`),
+      );
       const reply = parts.length === 1 ? parts[0] : mergeReplies(source.merge, parts);
       w.raw(reply, 0, reply.length);
     }

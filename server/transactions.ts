@@ -123,7 +123,14 @@ export class Transactions {
     }
     // In cluster mode the whole transaction must be on one slot this node serves now (a slot
     // may have started moving since the commands were queued).
-    const redirect = this.cluster === null ? null : transactionRefusal(this.cluster, conn, tx.commands.map((q) => ({ command: q.command, args: tx.view(q) })));
+    const redirect =
+      this.cluster === null
+        ? null
+        : transactionRefusal(
+            this.cluster,
+            conn,
+            tx.commands.map((q) => ({ command: q.command, args: tx.view(q) })),
+          );
     if (redirect !== null) {
       this.unwatch(conn);
       return redirect;
@@ -169,7 +176,13 @@ export class Transactions {
   }
 
   /** EXEC of a transaction with commands on several shards, or ones the main thread runs. */
-  private execAcrossShards(conn: Connection, tx: QueuedTransaction, w: ReplyWriter, seq: number, watchedShards: Set<number> | null): true | string | false {
+  private execAcrossShards(
+    conn: Connection,
+    tx: QueuedTransaction,
+    w: ReplyWriter,
+    seq: number,
+    watchedShards: Set<number> | null,
+  ): true | string | false {
     const shards = this.config.workers;
     /** Per shard: the indices of its arguments in `tx.args` after the header. */
     const perShard = new Map<number, number[]>();
@@ -224,7 +237,11 @@ export class Transactions {
           break;
         }
         case "all":
-          sources.push({ kind: "shard", parts: Array.from({ length: shards }, (_, s) => partOf(s, command, whole(q))), merge: command.merge ?? "ok" });
+          sources.push({
+            kind: "shard",
+            parts: Array.from({ length: shards }, (_, s) => partOf(s, command, whole(q))),
+            merge: command.merge ?? "ok",
+          });
           break;
       }
     }

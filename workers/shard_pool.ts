@@ -303,7 +303,11 @@ export class ShardPool {
       this.sink.deliver(conn, replies.words[w + 1], replies.data, at + REPLY_HEADER_WORDS * 4, at + replies.length(at));
     } else {
       // The handler may answer a client (SAVE waits for every shard's _flush): that counts as delivered.
-      this.serverReplyHandler(index, replies.words[w + 1], new TextDecoder().decode(replies.data.subarray(at + REPLY_HEADER_WORDS * 4, at + replies.length(at))));
+      this.serverReplyHandler(
+        index,
+        replies.words[w + 1],
+        new TextDecoder().decode(replies.data.subarray(at + REPLY_HEADER_WORDS * 4, at + replies.length(at))),
+      );
     }
     return true;
   }

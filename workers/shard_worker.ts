@@ -385,7 +385,10 @@ async function loop(): Promise<never> {
     const seen = requests.signal();
     requests.setSleeping(true);
     if (!requests.hasRecords()) {
-      const wake = requests.waitAsync(seen, fsyncPolicy === "everysec" && shard.dirty.size > 0 ? Math.max(1, lastFlush + 1000 - performance.now()) : 60_000);
+      const wake = requests.waitAsync(
+        seen,
+        fsyncPolicy === "everysec" && shard.dirty.size > 0 ? Math.max(1, lastFlush + 1000 - performance.now()) : 60_000,
+      );
       if (wake !== null) await wake;
     }
     requests.setSleeping(false);

@@ -48,7 +48,8 @@ export const listCommands: ShardCommand[] = [
     keys: KEY_AT_1,
     group: "list",
     since: "0.2.0",
-    summary: "Returns the values from start to stop inclusive, as VRANGE (LRANGE's index rules), or an empty array when the key does not exist.",
+    summary:
+      "Returns the values from start to stop inclusive, as VRANGE (LRANGE's index rules), or an empty array when the key does not exist.",
     complexity: "O(N) where N is the number of values returned",
     syntax: "key start stop",
     run(shard, a, w) {

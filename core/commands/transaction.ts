@@ -130,7 +130,8 @@ export function transactionCommands(table: () => readonly ShardCommand[]): Shard
         const checkers = argInt(a, 3);
         const finishers = argInt(a, 4);
         const barriers = shard.options.barriers;
-        if ((checkers > 1 || finishers > 1) && barriers === undefined) throw new Error("a transaction across shards needs the workers' barriers");
+        if ((checkers > 1 || finishers > 1) && barriers === undefined)
+          throw new Error("a transaction across shards needs the workers' barriers");
         let status = watchedChanged(shard, client) ? EXEC_ABORTED : EXEC_RAN;
         shard.watches.clear(client);
         if (checkers > 1) {

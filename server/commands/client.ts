@@ -162,7 +162,13 @@ const client: ServerCommand = {
     { name: "id", arity: 2, flags: ["fast", "loading", "stale"], summary: "Returns the connection's id.", syntax: "" },
     { name: "getname", arity: 2, flags: ["fast", "loading", "stale"], summary: "Returns the connection's name.", syntax: "" },
     { name: "setname", arity: 3, flags: ["fast", "loading", "stale"], summary: "Names the connection.", syntax: "connection-name" },
-    { name: "setinfo", arity: 4, flags: ["fast", "loading", "stale"], summary: "Sets the client library's name or version.", syntax: "LIB-NAME|LIB-VER value" },
+    {
+      name: "setinfo",
+      arity: 4,
+      flags: ["fast", "loading", "stale"],
+      summary: "Sets the client library's name or version.",
+      syntax: "LIB-NAME|LIB-VER value",
+    },
     { name: "info", arity: 2, flags: ["loading", "stale"], summary: "Returns this connection's CLIENT LIST line.", syntax: "" },
     { name: "list", arity: -2, flags: ["admin", "loading", "stale"], summary: "Lists the open connections.", syntax: "" },
     {

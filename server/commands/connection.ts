@@ -16,7 +16,9 @@ function passwordMatches(ctx: ServerContext, given: string): boolean {
   const expected = Buffer.from(ctx.config.requirepass);
   const actual = Buffer.from(given);
   // Compare against a same-length buffer either way, so the time does not depend on where they differ.
-  return timingSafeEqual(expected, actual.length === expected.length ? actual : expected.map((b) => b ^ 1)) && actual.length === expected.length;
+  return (
+    timingSafeEqual(expected, actual.length === expected.length ? actual : expected.map((b) => b ^ 1)) && actual.length === expected.length
+  );
 }
 
 /** Checks `[user] pass` credentials: only the default user exists. */

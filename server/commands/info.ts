@@ -97,10 +97,15 @@ function infoText(ctx: ServerContext, sections: string[]): string {
   ]);
   section(
     "Shards",
-    shardStats.flatMap((s, i) => [[`shard${i}`, `alive=${s.alive ? 1 : 0},commands=${s.sent},in_flight=${s.inFlight}`] as [string, string]]),
+    shardStats.flatMap((s, i) => [
+      [`shard${i}`, `alive=${s.alive ? 1 : 0},commands=${s.sent},in_flight=${s.inFlight}`] as [string, string],
+    ]),
   );
   const failed = [...ctx.stats.bindingsFailed.entries()];
-  if (failed.length > 0 && want("persistence")) out.push("# Failed bindings\r\n" + failed.map(([k, why]) => `${k.replace(/[\r\n:]/g, " ")}:${why.replace(/[\r\n]/g, " ")}\r\n`).join(""));
+  if (failed.length > 0 && want("persistence"))
+    out.push(
+      "# Failed bindings\r\n" + failed.map(([k, why]) => `${k.replace(/[\r\n:]/g, " ")}:${why.replace(/[\r\n]/g, " ")}\r\n`).join(""),
+    );
   const lines = (name: string, list: string[]) => {
     if (want(name.toLowerCase())) out.push(`# ${name}\r\n${list.map((l) => `${l}\r\n`).join("")}`);
   };

@@ -121,7 +121,13 @@ function writeArguments(w: ReplyWriter, args: ArgDoc[]): void {
   w.array(args.length);
   for (const arg of args) {
     const flags = [...(arg.optional ? ["optional"] : []), ...(arg.multiple ? ["multiple"] : [])];
-    w.map(2 + (arg.type === "key" ? 1 : 0) + (arg.token !== undefined ? 1 : 0) + (flags.length > 0 ? 1 : 0) + (arg.arguments !== undefined ? 1 : 0));
+    w.map(
+      2 +
+        (arg.type === "key" ? 1 : 0) +
+        (arg.token !== undefined ? 1 : 0) +
+        (flags.length > 0 ? 1 : 0) +
+        (arg.arguments !== undefined ? 1 : 0),
+    );
     w.bulk("name");
     w.bulk(arg.name);
     w.bulk("type");
@@ -189,11 +195,41 @@ const HELP = [
 
 const SUBCOMMANDS: SubcommandSpec[] = [
   { name: "count", arity: 2, flags: ["loading", "stale"], summary: "Returns the number of commands.", syntax: "" },
-  { name: "list", arity: -2, flags: ["loading", "stale"], summary: "Returns the command names, optionally filtered.", syntax: "[FILTERBY MODULE|ACLCAT|PATTERN filter]" },
-  { name: "info", arity: -2, flags: ["loading", "stale"], summary: "Returns details about commands.", syntax: "[command-name [command-name ...]]" },
-  { name: "docs", arity: -2, flags: ["loading", "stale"], summary: "Returns documentation about commands.", syntax: "[command-name [command-name ...]]" },
-  { name: "getkeys", arity: -4, flags: ["loading", "stale"], summary: "Returns the keys of a full command.", syntax: "command [arg [arg ...]]" },
-  { name: "getkeysandflags", arity: -4, flags: ["loading", "stale"], summary: "Returns the keys of a full command and how it accesses them.", syntax: "command [arg [arg ...]]" },
+  {
+    name: "list",
+    arity: -2,
+    flags: ["loading", "stale"],
+    summary: "Returns the command names, optionally filtered.",
+    syntax: "[FILTERBY MODULE|ACLCAT|PATTERN filter]",
+  },
+  {
+    name: "info",
+    arity: -2,
+    flags: ["loading", "stale"],
+    summary: "Returns details about commands.",
+    syntax: "[command-name [command-name ...]]",
+  },
+  {
+    name: "docs",
+    arity: -2,
+    flags: ["loading", "stale"],
+    summary: "Returns documentation about commands.",
+    syntax: "[command-name [command-name ...]]",
+  },
+  {
+    name: "getkeys",
+    arity: -4,
+    flags: ["loading", "stale"],
+    summary: "Returns the keys of a full command.",
+    syntax: "command [arg [arg ...]]",
+  },
+  {
+    name: "getkeysandflags",
+    arity: -4,
+    flags: ["loading", "stale"],
+    summary: "Returns the keys of a full command and how it accesses them.",
+    syntax: "command [arg [arg ...]]",
+  },
   { name: "help", arity: 2, flags: ["loading", "stale"], summary: "Lists the subcommands.", syntax: "" },
 ];
 
@@ -230,7 +266,8 @@ export const introspectionCommands: ServerCommand[] = [
             if (a.argc !== 5 || !argIs(a, 2, "filterby")) throw new CommandError(Errors.syntax);
             const filter = argString(a, 4);
             if (argIs(a, 3, "pattern")) names = names.filter((n) => globMatch(filter.toLowerCase(), n));
-            else if (argIs(a, 3, "aclcat")) names = ctx.commands.all.filter((c) => aclCategories(c, c.group).includes("@" + filter.toLowerCase())).map((c) => c.name);
+            else if (argIs(a, 3, "aclcat"))
+              names = ctx.commands.all.filter((c) => aclCategories(c, c.group).includes("@" + filter.toLowerCase())).map((c) => c.name);
             else if (argIs(a, 3, "module")) names = [];
             else throw new CommandError(Errors.syntax);
           }

@@ -53,7 +53,9 @@ for (const t of TYPE_CASES) {
     const body = Buffer.from(expected).toString("latin1");
     for (const proto of [2, 3] as const) {
       expect(run(["VMGET", key, "RAW", ...order.map(String)], proto)).toBe(`$${expected.length}\r\n${body}\r\n`);
-      expect(run(["VMGET", key, "raw", "0"], proto)).toBe(`$${t.width}\r\n${Buffer.from(bytes.subarray(0, t.width)).toString("latin1")}\r\n`);
+      expect(run(["VMGET", key, "raw", "0"], proto)).toBe(
+        `$${t.width}\r\n${Buffer.from(bytes.subarray(0, t.width)).toString("latin1")}\r\n`,
+      );
     }
   });
 }

@@ -47,7 +47,15 @@ test("LINDEX from -8 to 8, LLEN, and a key that does not exist: the same replies
     const args = ["LINDEX", "l", String(index)];
     expect({ args, reply: await ours.text(...args) }).toEqual({ args, reply: await theirs.text(...args) });
   }
-  for (const args of [["LLEN", "l"], ["LLEN", "nokey"], ["LRANGE", "nokey", "0", "-1"], ["LINDEX", "nokey", "0"], ["LRANGE", "l", "x", "1"], ["LINDEX", "l", "1.5"], ["LRANGE", "l", "0"]]) {
+  for (const args of [
+    ["LLEN", "l"],
+    ["LLEN", "nokey"],
+    ["LRANGE", "nokey", "0", "-1"],
+    ["LINDEX", "nokey", "0"],
+    ["LRANGE", "l", "x", "1"],
+    ["LINDEX", "l", "1.5"],
+    ["LRANGE", "l", "0"],
+  ]) {
     expect({ args, reply: await ours.text(...args) }).toEqual({ args, reply: await theirs.text(...args) });
   }
   expect(await ours.text("TYPE", "l")).toBe(await theirs.text("TYPE", "l"));

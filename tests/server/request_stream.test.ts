@@ -299,7 +299,8 @@ describe("commands held until earlier replies arrive (MMAP), while more input ke
     const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
     const N = 2000;
     const commands: Buffer[] = [];
-    for (let i = 0; i < N; i++) commands.push(resp("VADD", `held:${i - 1}`, "1"), resp("MMAP", `held:${i}`, `held-${i}.f64`), resp("VGET", `held:${i - 1}`, "0"));
+    for (let i = 0; i < N; i++)
+      commands.push(resp("VADD", `held:${i - 1}`, "1"), resp("MMAP", `held:${i}`, `held-${i}.f64`), resp("VGET", `held:${i - 1}`, "0"));
     const bytes = Buffer.concat(commands);
     const socket = net.connect(server.port, "127.0.0.1");
     let received = "";
