@@ -114,6 +114,12 @@ export class ReplyWriter {
     this.length = p;
   }
 
+  /** An array of simple strings, one per line: the HELP subcommands' reply. */
+  lines(lines: readonly string[]): void {
+    this.array(lines.length);
+    for (const line of lines) this.simple(line);
+  }
+
   /** `$len\r\n` alone: the caller writes the `len` bytes and the CRLF after them. */
   bulkHeader(n: number): void {
     this.header(36 /* $ */, n);

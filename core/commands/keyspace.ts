@@ -43,6 +43,22 @@ const flush: ShardCommand["run"] = (shard, a, w) => {
  */
 const KEY_TYPE = "list";
 
+/** FLUSHDB and FLUSHALL: one database, so the same command under two names. */
+const FLUSH: ShardCommand = {
+  name: "flushall",
+  arity: -1,
+  route: "all",
+  merge: "ok",
+  flags: ["write"],
+  keys: null,
+  group: "server",
+  since: "0.1.0",
+  summary: "Unbinds every key; no file is changed.",
+  complexity: "O(N) where N is the number of keys",
+  syntax: "[ASYNC|SYNC]",
+  run: flush,
+};
+
 /** SCAN's default page size, as Redis. */
 export const SCAN_DEFAULT_COUNT = 10;
 
@@ -206,34 +222,8 @@ export const keyspaceCommands: ShardCommand[] = [
       w.integer(shard.bindings.size);
     },
   },
-  {
-    name: "flushdb",
-    arity: -1,
-    route: "all",
-    merge: "ok",
-    flags: ["write"],
-    keys: null,
-    group: "server",
-    since: "0.1.0",
-    summary: "Unbinds every key; no file is changed.",
-    complexity: "O(N) where N is the number of keys",
-    syntax: "[ASYNC|SYNC]",
-    run: flush,
-  },
-  {
-    name: "flushall",
-    arity: -1,
-    route: "all",
-    merge: "ok",
-    flags: ["write"],
-    keys: null,
-    group: "server",
-    since: "0.1.0",
-    summary: "Unbinds every key; no file is changed.",
-    complexity: "O(N) where N is the number of keys",
-    syntax: "[ASYNC|SYNC]",
-    run: flush,
-  },
+  { ...FLUSH, name: "flushdb" },
+  { ...FLUSH, name: "flushall" },
   {
     name: "_flush",
     arity: 1,

@@ -73,8 +73,7 @@ export const memoryCommand: ShardCommand = {
     }
     if (argIs(a, 1, "help")) {
       if (a.argc !== 2) throw new CommandError(Errors.wrongArity("memory|help"));
-      w.array(HELP.length);
-      for (const line of HELP) w.simple(line);
+      w.lines(HELP);
       return;
     }
     throw new CommandError(Errors.unknownSubcommand(argString(a, 1), "memory"));

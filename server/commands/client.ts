@@ -231,8 +231,7 @@ const client: ServerCommand = {
         w.verbatim([...ctx.connections.values()].map(clientLine).join(""));
         return;
       case "help":
-        w.array(CLIENT_HELP.length);
-        for (const line of CLIENT_HELP) w.simple(line);
+        w.lines(CLIENT_HELP);
         return;
       case "kill":
         if (a.argc < 3) throw new CommandError(Errors.wrongArity("client|kill"));

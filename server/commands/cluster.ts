@@ -241,8 +241,7 @@ export const clusterCommands: ServerCommand[] = [
           return;
         }
         default:
-          w.array(CLUSTER_HELP.length);
-          for (const line of CLUSTER_HELP) w.simple(line);
+          w.lines(CLUSTER_HELP);
       }
     },
   },

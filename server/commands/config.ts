@@ -77,8 +77,7 @@ function configCommand(ctx: ServerContext, a: ArgList, w: ReplyWriter): void {
       return;
     case "help":
       arity(a.argc === 2);
-      w.array(HELP.length);
-      for (const line of HELP) w.simple(line);
+      w.lines(HELP);
       return;
     default:
       throw new CommandError(Errors.unknownSubcommand(argString(a, 1), "config"));

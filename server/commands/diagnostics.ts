@@ -55,8 +55,7 @@ function slowlogCommand(ctx: ServerContext, a: ArgList, w: ReplyWriter): void {
       return;
     case "help":
       arity(a.argc === 2);
-      w.array(SLOWLOG_HELP.length);
-      for (const line of SLOWLOG_HELP) w.simple(line);
+      w.lines(SLOWLOG_HELP);
       return;
     default:
       throw new CommandError(Errors.unknownSubcommand(argString(a, 1), "slowlog"));

@@ -312,8 +312,7 @@ export const introspectionCommands: ServerCommand[] = [
           return;
         }
         default:
-          w.array(HELP.length);
-          for (const line of HELP) w.simple(line);
+          w.lines(HELP);
       }
     },
   },
