@@ -14,6 +14,7 @@ export const PROT_WRITE = 2;
 export const MAP_SHARED = 0x01;
 export const MS_ASYNC = 1;
 export const MS_SYNC = 4;
+export const MADV_DONTNEED = 4;
 
 // flock operations (<sys/file.h>).
 export const LOCK_EX = 2;
@@ -55,6 +56,7 @@ const libc = dlopen("libc.so.6", {
   mmap: { args: ["ptr", "u64", "i32", "i32", "i32", "i64"], returns: FFIType.i64_fast },
   munmap: { args: ["ptr", "u64"], returns: "i32" },
   msync: { args: ["ptr", "u64", "i32"], returns: "i32" },
+  madvise: { args: ["ptr", "u64", "i32"], returns: "i32" },
   flock: { args: ["i32", "i32"], returns: "i32" },
   lseek: { args: ["i32", "i64", "i32"], returns: FFIType.i64_fast },
   // Declared with openat2's arguments: the only system call made through it.
@@ -148,6 +150,11 @@ export function munmap(address: number, length: number): number {
 /** Writes dirty pages of [address, address + length) back (MS_SYNC waits); 0, or -1 with errno set. */
 export function msync(address: number, length: number, flags: number): number {
   return libc.symbols.msync(address as Pointer, length, flags);
+}
+
+/** Gives the kernel advice about [address, address + length) (page-aligned); 0, or -1 with errno set. */
+export function madvise(address: number, length: number, advice: number): number {
+  return libc.symbols.madvise(address as Pointer, length, advice);
 }
 
 /** Applies or removes an advisory whole-file lock; returns 0, or -1 with errno set. */

@@ -29,6 +29,7 @@ import {
   LOCK_EX,
   LOCK_NB,
   LOCK_UN,
+  MADV_DONTNEED,
   MAP_SHARED,
   MS_SYNC,
   O_CLOEXEC,
@@ -40,6 +41,7 @@ import {
   fileSize,
   fileSystemType,
   flock,
+  madvise,
   mmap,
   msync,
   munmap,
@@ -295,6 +297,22 @@ export class MappedFile {
       start += chunk;
       length -= chunk;
     }
+  }
+
+  /**
+   * Drops this process's page-table entries for the pages holding file bytes
+   * [byteOffset, byteOffset + length), so that they stop counting in its RSS. The pages stay in the
+   * page cache (written or not: a shared file mapping keeps dirty data, MADV_DONTNEED only unmaps),
+   * and the next access maps them again with a minor fault. Used after a big reply has read a range
+   * once, so that streaming a whole file does not leave the file resident in mmapd's RSS.
+   */
+  releasePages(byteOffset: number, length: number): void {
+    if (this.closed || this.mappedLength === 0 || !(length > 0)) return;
+    const start = Math.floor(Math.max(byteOffset, 0) / PAGE_SIZE) * PAGE_SIZE;
+    // Inside the mapping always: it covers whole pages, and byteLength never exceeds it.
+    const end = Math.min(roundUpToPage(Math.min(byteOffset + length, this.byteLength)), this.mappedLength);
+    // Advice only: a failure changes nothing that matters, so it is not reported.
+    if (end > start) madvise(this.address + start, end - start, MADV_DONTNEED);
   }
 
   /**

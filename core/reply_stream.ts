@@ -16,6 +16,7 @@
 import type { ArgList } from "./args.ts";
 import { keyString } from "./args.ts";
 import { keyPositions } from "./command_spec.ts";
+import { PAGE_SIZE } from "./libc.ts";
 import { changedSizeError } from "./mapped_file.ts";
 import type { CommandSpec } from "./command_spec.ts";
 import type { MappedFile } from "./mapped_file.ts";
@@ -82,6 +83,7 @@ export class ReplyStream {
   produce(w: ReplyWriter, budget = STREAM_CHUNK_BYTES): boolean {
     this.check();
     const b = this.binding;
+    const first = this.next;
     if (this.form === "raw") {
       const n = this.rawChunkValues(budget);
       const length = n * b.width;
@@ -99,12 +101,26 @@ export class ReplyStream {
       b.type.replyValues(w, b.file, this.indices, this.next, stop);
       this.next = stop;
     }
+    this.releaseRead(first);
     if (!this.done) return false;
     if (this.form === "raw") {
       w.buf[w.length++] = 13;
       w.buf[w.length++] = 10;
     }
     return true;
+  }
+
+  /**
+   * Lets the pages of the run just read, values [first, next), leave mmapd's RSS (they stay in the
+   * page cache): a whole file streamed once must not stay resident in the process. The page the
+   * run ends inside is left to the next chunk, which may still read it. VMGET's scattered positions
+   * are left alone.
+   */
+  private releaseRead(first: number): void {
+    if (this.indices !== null) return;
+    const width = this.binding.width;
+    const end = this.done ? this.next * width : Math.floor((this.next * width) / PAGE_SIZE) * PAGE_SIZE;
+    this.binding.file.releasePages(first * width, end - first * width);
   }
 
   /** Throws the changed-size error when the file was resized outside mmapd since the stream began. */
@@ -128,6 +144,7 @@ export class ReplyStream {
     const length = values * b.width;
     if (length > 0) b.file.readInto(this.next * b.width, length, dst, at);
     this.next += values;
+    this.releaseRead(this.next - values);
     if (!this.done) return { bytes: length, done: false };
     dst[at + length] = 13;
     dst[at + length + 1] = 10;
@@ -214,16 +231,22 @@ export class StreamGate {
     for (const s of this.streams) if (s.conn === conn) s.held = hold;
   }
 
-  /** True when a chunk is due: some stream is not held, or a command waits (then held streams go on, so it does not wait on a slow reader). */
+  /** True when some stream makes a chunk this turn (see `due`). */
   get producing(): boolean {
-    if (this.waiting.length > 0) return this.streams.length > 0;
-    for (const s of this.streams) if (!s.held) return true;
+    for (const s of this.streams) if (this.due(s)) return true;
     return false;
   }
 
-  /** Whether `s` makes a chunk this turn. */
+  /**
+   * Whether `s` makes a chunk this turn: unless it is held, or when another client's command waits
+   * (a held stream then goes on, so that client does not wait on a slow reader; the slow reader's
+   * own pipelined commands waiting behind it do not count, or a client that stops reading would
+   * have its whole reply made and buffered).
+   */
   due(s: ReplyStream): boolean {
-    return s.cancelled || !s.held || this.waiting.length > 0;
+    if (s.cancelled || !s.held) return true;
+    for (const r of this.waiting) if (r.conn !== s.conn) return true;
+    return false;
   }
 
   /** Forgets cancelled clients none of whose commands wait any more. */

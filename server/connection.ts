@@ -55,6 +55,12 @@ export class Connection {
   /** Close once the replies owed have been written (QUIT, protocol error). */
   closeAfterReplies = false;
   closed = false;
+  /**
+   * True once a socket write failed (the peer reset the connection): the socket is terminated, and
+   * whoever wrote must forget the connection. Bun reports such a failure only by write's -1; no
+   * close event follows while the socket is not read.
+   */
+  writeFailed = false;
   paused = false;
   /** Commands queued since MULTI, or null outside a transaction. */
   tx: QueuedTransaction | null = null;
@@ -193,6 +199,10 @@ export class Connection {
    */
   flush(outputLimit: number): boolean {
     if (this.closed) return true;
+    if (this.writeFailed) {
+      this.out.reset();
+      return true;
+    }
     if (this.out.length > 0) {
       if (this.backlog === null) this.writeOut(this.out.buf, 0, this.out.length);
       else {
@@ -211,12 +221,24 @@ export class Connection {
   /** Writes bytes [start, end) of `buf` to the socket; what it does not take becomes the backlog (copied). */
   private writeOut(buf: Uint8Array, start: number, end: number): void {
     const n = this.socket.write(buf, start, end - start);
+    if (n < 0) {
+      this.failWrite();
+      return;
+    }
     if (n > 0) this.traffic.netOutputBytes += n;
     if (n < end - start) {
       this.backlog = [buf.slice(start + Math.max(n, 0), end)];
       this.backlogStart = 0;
       this.backlogBytes = this.backlog[0].length;
     }
+  }
+
+  /** Gives up on a socket whose write failed: nothing more is written or kept for it. */
+  private failWrite(): void {
+    this.writeFailed = true;
+    this.backlog = null;
+    this.backlogBytes = 0;
+    this.socket.terminate();
   }
 
   /** Writes what the socket did not take before (on `drain`). */
@@ -227,6 +249,10 @@ export class Connection {
       const first = backlog[0];
       const rest = first.length - this.backlogStart;
       const n = this.socket.write(first, this.backlogStart, rest);
+      if (n < 0) {
+        this.failWrite();
+        return;
+      }
       if (n > 0) {
         this.backlogStart += n;
         this.backlogBytes -= n;

@@ -171,8 +171,11 @@ export class MmapdServer implements ServerContext {
             }
           },
           drain(socket) {
-            socket.data?.drainBacklog();
-            if (socket.data !== undefined) turn.resumeIfDrained(socket.data);
+            const conn = socket.data;
+            if (conn === undefined) return;
+            conn.drainBacklog();
+            if (conn.writeFailed) clients.close(conn);
+            else turn.resumeIfDrained(conn);
           },
           close(socket) {
             clients.close(socket.data);

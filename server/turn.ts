@@ -70,7 +70,12 @@ export class Turn {
 
   /** Writes a connection's ready replies; drops the client if it stopped reading past the limit. */
   private flush(conn: Connection): void {
-    if (!conn.flush(this.config.clientOutputBufferLimit)) {
+    const withinLimit = conn.flush(this.config.clientOutputBufferLimit);
+    if (conn.writeFailed) {
+      this.drop(conn);
+      return;
+    }
+    if (!withinLimit) {
       this.stats.outputLimitDisconnects++;
       log("warning", `Closing client ${conn.address}: ${conn.unsent} bytes of replies unread (client-output-buffer-limit)`);
       conn.socket.terminate();

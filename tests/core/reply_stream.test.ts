@@ -185,7 +185,7 @@ describe("the stream gate", () => {
     expect(waits(gate, ["FLUSHDB"])).toBe(false);
   });
 
-  test("a slow reader holds its streams unless a command waits; a client gone cancels them, and those its waiting commands start", () => {
+  test("a slow reader holds its streams unless another client's command waits; a client gone cancels them, and those its waiting commands start", () => {
     const gate = new StreamGate();
     const { stream } = start(["VALL", "s"], 2);
     stream.conn = 9;
@@ -196,6 +196,11 @@ describe("the stream gate", () => {
     expect(gate.due(stream)).toBe(false);
     expect(gate.producing).toBe(false);
     const { command: c, a } = command(["VGET", "s", "0"]);
+    // The slow reader's own pipelined command behind its stream does not make it go on.
+    gate.waiting.push({ conn: 9, seq: 5, commandWord: 0, command: c, payload: a.buf });
+    expect(gate.due(stream)).toBe(false);
+    expect(gate.producing).toBe(false);
+    gate.waiting.length = 0;
     gate.waiting.push({ conn: 3, seq: 1, commandWord: 0, command: c, payload: a.buf });
     expect(gate.barrier).toBe(false);
     expect(gate.due(stream)).toBe(true);
