@@ -110,6 +110,13 @@ export class ReplyStream {
     return true;
   }
 
+  /** Marks the next `count` values as read elsewhere (a format pool's chunk), their pages released. */
+  advance(count: number): void {
+    const first = this.next;
+    this.next += count;
+    this.releaseRead(first);
+  }
+
   /**
    * Lets the pages of the run just read, values [first, next), leave mmapd's RSS (they stay in the
    * page cache): a whole file streamed once must not stay resident in the process. The page the

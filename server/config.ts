@@ -41,6 +41,8 @@ export interface Config {
   protoMaxBulkLen: number;
   /** Bytes per shard ring (each direction). */
   ringBytes: number;
+  /** Threads per shard that format big text replies (piscina, workers/format_pool.ts); 0: the shard formats them. */
+  streamFormatThreads: number;
   /** Enables DEBUG (used by tests to crash a shard worker). */
   enableDebugCommand: boolean;
   /** Commands that take at least this many microseconds go to the slow log; negative: none do. */
@@ -79,6 +81,7 @@ export function defaultConfig(): Config {
     clientOutputBufferLimit: 256 * 1024 * 1024,
     protoMaxBulkLen: 512 * 1024 * 1024,
     ringBytes: 8 * 1024 * 1024,
+    streamFormatThreads: Math.max(1, os.availableParallelism?.() ?? os.cpus().length),
     enableDebugCommand: false,
     slowlogLogSlowerThan: 10_000,
     slowlogMaxLen: 128,

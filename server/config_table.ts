@@ -119,6 +119,9 @@ export const PARAMETERS: readonly Parameter[] = [
   parameter("ring-bytes", "ringBytes", bytes(64 * 1024, 1024 ** 3), {
     help: ["B", "bytes of each shard's request and reply rings (default 8mb)"],
   }),
+  parameter("stream-format-threads", "streamFormatThreads", integer(0, 256), {
+    help: ["N", "threads per shard formatting big text replies (default: number of CPUs; 0: in the shard)"],
+  }),
   parameter("slowlog-log-slower-than", "slowlogLogSlowerThan", integer(Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER), {
     help: ["USEC", "SLOWLOG keeps commands this slow (default 10000; negative: none)"],
     mutable: true,

@@ -77,6 +77,7 @@ export class MmapdServer implements ServerContext {
         allowAnyPath: config.allowAnyPath,
         fsync: config.fsync,
         ringBytes: config.ringBytes,
+        formatThreads: config.streamFormatThreads,
         timing: this.commandStats.timing,
       },
       {

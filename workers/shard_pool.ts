@@ -53,6 +53,8 @@ export interface ShardPoolOptions {
   fsync: FsyncPolicy;
   /** Bytes per ring. */
   ringBytes: number;
+  /** Threads of each shard's format pool (0: none). */
+  formatThreads: number;
   /** Each shard's timing buffer (see command_timing.ts). */
   timing: SharedArrayBuffer[];
 }
@@ -173,6 +175,7 @@ export class ShardPool {
       timing: this.options.timing[index],
       sigbusGuard: sigbusGuardHandle(),
       barriers: this.barriers.buffer as SharedArrayBuffer,
+      formatThreads: this.options.formatThreads,
     };
     const worker = new Worker(new URL("./shard_worker.ts", import.meta.url), { workerData: config });
     host.worker = worker;

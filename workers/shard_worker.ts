@@ -35,6 +35,7 @@ import {
 import { STREAM_CHUNK_BYTES, StreamGate } from "../core/reply_stream.ts";
 import type { ReplyStream, WaitingRequest } from "../core/reply_stream.ts";
 import { CommandError } from "../core/errors.ts";
+import { FormatPool } from "./format_pool.ts";
 
 const config = workerData as ShardWorkerConfig;
 // Before any file is mapped: the guard must know every mapping of this thread.
@@ -54,6 +55,7 @@ const shard = new Shard({
   onTransactionCommand: (command, w, mark) => timing.record(shardCommandId.get(command)!, w, mark),
 });
 const gate = new StreamGate();
+const formatPool = new FormatPool(config.formatThreads);
 
 const timing = new ShardTiming(config.timing, SHARD_COMMANDS.length);
 const args = new Args();
@@ -187,6 +189,7 @@ function pumpStreams(): void {
     if (s.cancelled) {
       // The reply ends with nothing: the main thread keeps its count of replies owed.
       gate.remove(s);
+      formatPool.drop(s);
       putReply(s.conn, s.seq, KIND_REPLY, NO_BYTES, 0);
       continue;
     }
@@ -194,6 +197,7 @@ function pumpStreams(): void {
       if (pumpChunk(s)) gate.remove(s);
     } catch (e) {
       gate.remove(s);
+      formatPool.drop(s);
       const reason = encoder.encode(e instanceof CommandError ? e.reply : String(e));
       putReply(s.conn, s.seq, KIND_ABORT, reason, reason.length);
     }
@@ -210,10 +214,39 @@ function pumpChunk(s: ReplyStream): boolean {
     const at = reserveReply(s.conn, s.seq, last ? KIND_REPLY : KIND_PARTIAL, length);
     return s.produceRawInto(replies.data, at, values).done;
   }
+  if (formatPool.takes(s)) return pumpPooledChunk(s);
   writer.reset();
   const done = s.produce(writer, CHUNK_BUDGET);
   putReply(s.conn, s.seq, done ? KIND_REPLY : KIND_PARTIAL, writer.buf, writer.length);
   return done;
+}
+
+/** Sends the oldest chunk of `s` the format pool has finished, if any, and hands it more; true when it was the last. */
+function pumpPooledChunk(s: ReplyStream): boolean {
+  formatPool.fill(s);
+  const ready = formatPool.ready(s);
+  if (ready === null) return false;
+  const { bytes, last } = ready;
+  // In pieces that fit a ring record, the last one ending the reply.
+  for (let at = 0; at < bytes.length; at += CHUNK_BUDGET) {
+    const piece = bytes.subarray(at, Math.min(bytes.length, at + CHUNK_BUDGET));
+    const final = last && at + piece.length >= bytes.length;
+    putReply(s.conn, s.seq, final ? KIND_REPLY : KIND_PARTIAL, piece, piece.length);
+  }
+  formatPool.shift(s);
+  formatPool.fill(s);
+  return last;
+}
+
+/** True when every stream that has work waits for the format pool (and at least one does). */
+function waitingForPool(): boolean {
+  let waits = false;
+  for (const s of gate.streams) {
+    if (!gate.due(s)) continue;
+    if (!formatPool.waitsForPool(s)) return false;
+    waits = true;
+  }
+  return waits;
 }
 
 /** Copies a request out of the ring into the gate, to run once the streams it waits for end. */
@@ -362,6 +395,17 @@ async function loop(): Promise<never> {
     }
     replies.publish();
     flushIfDue();
+    if (ran === 0 && waitingForPool()) {
+      // Nothing to do until the pool answers or a request comes; messages run meanwhile.
+      const seen = requests.signal();
+      requests.setSleeping(true);
+      if (!requests.hasRecords()) {
+        const wake = requests.waitAsync(seen, BLOCKING_WAIT_MS);
+        if (wake !== null) await Promise.race([formatPool.answered(), wake]);
+      }
+      requests.setSleeping(false);
+      continue;
+    }
     if (ran > 0 || gate.producing || (gate.waiting.length > 0 && !gate.active)) {
       // Under steady load the loop never sleeps: let messages and timers in now and then.
       const now = performance.now();

@@ -47,6 +47,8 @@ export interface ShardWorkerConfig {
   sigbusGuard: SigbusGuardHandle | null;
   /** Barrier words for transactions across shards, shared by every worker (core/commands/transaction.ts). */
   barriers: SharedArrayBuffer;
+  /** Threads of the worker's pool for formatting big text replies (format_pool.ts); 0: none. */
+  formatThreads: number;
 }
 
 export type FsyncPolicy = "always" | "everysec" | "no";
