@@ -133,9 +133,15 @@ export class Connection {
     this.streamed = true;
     if (seq === this.doneSeq) {
       this.streamingSeq = seq;
-      // Nothing before it waits: straight from the ring to the socket, without a copy into `out`.
-      if (this.out.length === 0 && this.backlog === null && !this.closed) this.writeOut(buf, start, end);
-      else this.out.raw(buf, start, end);
+      if (this.out.length === 0 && !this.closed) {
+        // Nothing before it waits: straight from the ring to the socket, without a copy into
+        // `out`; or, behind a backlog, copied once to its end (through `out` it would be twice).
+        if (this.backlog === null) this.writeOut(buf, start, end);
+        else {
+          this.backlog.push(buf.slice(start, end));
+          this.backlogBytes += end - start;
+        }
+      } else this.out.raw(buf, start, end);
       return;
     }
     let parts = this.partials.get(seq);

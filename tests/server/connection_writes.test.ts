@@ -32,6 +32,34 @@ function connectionOn(socket: ReturnType<typeof fakeSocket>): Connection {
 
 const REPLY = new TextEncoder().encode("+OK\r\n");
 
+describe("streamed parts", () => {
+  test("behind a backlog they join its end, in order, and leave in order once the socket drains", () => {
+    let open = false;
+    const sent: number[] = [];
+    const socket = fakeSocket((length) => (open ? length : 0));
+    const origWrite = socket.write;
+    socket.write = (buf: Uint8Array, start: number, length: number) => {
+      const n = origWrite(buf, start, length);
+      for (let i = 0; i < Math.max(n, 0); i++) sent.push(buf[start + i]!);
+      return n;
+    };
+    const conn = connectionOn(socket);
+    const part = (byte: number, length: number) => new Uint8Array(length).fill(byte);
+    conn.partial(1, part(1, 10), 0, 10); // the socket takes nothing: the backlog begins
+    expect(conn.backlog).not.toBeNull();
+    const ring = part(2, 20);
+    conn.partial(1, ring, 0, 20);
+    ring.fill(9); // the ring's record is reused: the backlog kept its own copy
+    conn.complete(1, part(3, 5), 0, 5);
+    expect(conn.flush(1024)).toBe(true);
+    expect(conn.unsent).toBe(35);
+    open = true;
+    conn.drainBacklog();
+    expect(conn.backlog).toBeNull();
+    expect(sent).toEqual([...part(1, 10), ...part(2, 20), ...part(3, 5)]);
+  });
+});
+
 describe("a failed socket write", () => {
   test("in a flush: the socket is terminated and nothing is kept", () => {
     const socket = fakeSocket(() => -1);
