@@ -81,7 +81,9 @@ export function defaultConfig(): Config {
     clientOutputBufferLimit: 256 * 1024 * 1024,
     protoMaxBulkLen: 512 * 1024 * 1024,
     ringBytes: 8 * 1024 * 1024,
-    streamFormatThreads: Math.max(1, os.availableParallelism?.() ?? os.cpus().length),
+    // Two per shard: the most that helped on 2 cores; each shard has its own pool, so more would
+    // multiply by the workers (threads start only when a big reply needs them).
+    streamFormatThreads: Math.min(2, os.availableParallelism?.() ?? os.cpus().length),
     enableDebugCommand: false,
     slowlogLogSlowerThan: 10_000,
     slowlogMaxLen: 128,

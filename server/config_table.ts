@@ -120,7 +120,7 @@ export const PARAMETERS: readonly Parameter[] = [
     help: ["B", "bytes of each shard's request and reply rings (default 8mb)"],
   }),
   parameter("stream-format-threads", "streamFormatThreads", integer(0, 256), {
-    help: ["N", "threads per shard formatting big text replies (default: number of CPUs; 0: in the shard)"],
+    help: ["N", "threads per shard formatting big text replies (default 2, or 1 on one CPU; 0: in the shard)"],
   }),
   parameter("slowlog-log-slower-than", "slowlogLogSlowerThan", integer(Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER), {
     help: ["USEC", "SLOWLOG keeps commands this slow (default 10000; negative: none)"],

@@ -11,6 +11,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import fs from "node:fs";
 import net from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { resp, RespClient } from "../../bench/resp_client.ts";
 import { seededRandom } from "../helpers/random.ts";
@@ -268,6 +269,32 @@ describe("RESP2, RESP3 and RAW", () => {
       expect(range.toString("latin1")).toBe(`*${MID - 6}\r\n${elementsText(mid, 3, MID - 3, proto)}`);
     });
   }
+
+  test("formatted in the shard (--stream-format-threads 0), a VALL has the bytes it has through the format pool", async () => {
+    const configOf = async (client: RespClient) => (await client.text("CONFIG", "GET", "stream-format-threads")).split("\r\n")[4];
+    const main = await RespClient.connect(server.port);
+    try {
+      expect(await configOf(main)).toBe(String(Math.min(2, os.availableParallelism())));
+    } finally {
+      main.close();
+    }
+    const inShard = await startServer({ args: ["--workers", "1", "--stream-format-threads", "0"] });
+    try {
+      fs.writeFileSync(path.join(inShard.dir, "mid.f64"), new Uint8Array(mid.buffer));
+      const client = await RespClient.connect(inShard.port);
+      try {
+        expect(await configOf(client)).toBe("0");
+        expect(await client.text("MMAP", "mid", "mid.f64", "double")).toBe(`:${MID}\r\n`);
+        const pooled = await replyOf(["VALL", "mid"], 2);
+        expect((await client.text("VALL", "mid")) === pooled.toString("latin1")).toBe(true);
+      } finally {
+        client.close();
+      }
+    } finally {
+      await inShard.stop();
+      inShard.cleanup();
+    }
+  });
 
   test("VMGET of 300,000 indices (a request and a reply bigger than the ring's records)", async () => {
     const random = seededRandom(5);
