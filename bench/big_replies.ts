@@ -127,6 +127,8 @@ export async function runBigReplies(
   const afterKiB = residentKiB(servers.mmapd.pid);
   await Bun.sleep(SETTLE_MS);
   const settledKiB = residentKiB(servers.mmapd.pid);
+  const settledAnonKiB = residentKiB(servers.mmapd.pid, "RssAnon");
+  const settledFileKiB = residentKiB(servers.mmapd.pid, "RssFile");
   const rows = TESTS.map((test): BigReplyRow => {
     const all = runs.get(test)!;
     const pick = (field: "firstByteMs" | "totalMs" | "bytes" | "mbPerSecond" | "valuesPerSecond") => median(all.map((r) => r[field]));
@@ -147,5 +149,5 @@ export async function runBigReplies(
       },
     };
   });
-  return { rows, memory: { beforeKiB, afterKiB, settleSeconds: SETTLE_MS / 1000, settledKiB } };
+  return { rows, memory: { beforeKiB, afterKiB, settleSeconds: SETTLE_MS / 1000, settledKiB, settledAnonKiB, settledFileKiB } };
 }

@@ -91,11 +91,17 @@ export interface MemoryAfterBigReplies {
   afterKiB: number | null;
   settleSeconds: number;
   settledKiB: number | null;
+  /** settledKiB's two parts: anonymous memory (heaps, buffers, rings) and file-backed pages (Bun itself, the data files' pages in use). */
+  settledAnonKiB: number | null;
+  settledFileKiB: number | null;
 }
 
 /** mmapd's VmRSS at points of the run, in KiB (null where /proc is missing). */
 export interface MemoryReport {
   idleKiB: number | null;
+  /** idleKiB's anonymous and file-backed parts. */
+  idleAnonKiB: number | null;
+  idleFileKiB: number | null;
   sparseFileBytes: number;
   afterSparseBindKiB: number | null;
   randomValuesRead: number;
@@ -316,11 +322,12 @@ function memoryLines(results: Results): string[] {
   ];
   const big = memory.bigReplies;
   if (big !== null) {
-    const overIdle = (kib: number | null) =>
-      kib === null || memory.idleKiB === null ? "" : ` (idle + ${mebibytes(kib - memory.idleKiB)})`;
+    const over = (kib: number | null, idle: number | null) => (kib === null || idle === null ? "n/a" : `+${mebibytes(kib - idle)}`);
     lines.push(
-      `mmapd RSS around the big replies: before ${mebibytes(big.beforeKiB)}; right after ${mebibytes(big.afterKiB)}${overIdle(big.afterKiB)}; ` +
-        `${big.settleSeconds} s later ${mebibytes(big.settledKiB)}${overIdle(big.settledKiB)} (goal: idle + 50 MiB at most).`,
+      `mmapd RSS around the big replies: before ${mebibytes(big.beforeKiB)}; right after ${mebibytes(big.afterKiB)} (idle ${over(big.afterKiB, memory.idleKiB)}); ` +
+        `${big.settleSeconds} s later ${mebibytes(big.settledKiB)} (idle ${over(big.settledKiB, memory.idleKiB)}: anonymous ${over(big.settledAnonKiB, memory.idleAnonKiB)}, ` +
+        `file-backed ${over(big.settledFileKiB, memory.idleFileKiB)}, the pages of the data files that the rows before read at random and that stay in use) ` +
+        `(goal: idle + 50 MiB at most).`,
     );
   }
   if (results.skipped.length > 0) lines.push(`Not run (this build does not answer the command): ${results.skipped.join("; ")}.`);

@@ -169,6 +169,8 @@ function toolVersion(command: string[], pattern: RegExp): string {
 async function measureMemory(mmapd: RunningMmapd): Promise<MemoryReport> {
   await Bun.sleep(1_000);
   const idleKiB = residentKiB(mmapd.pid);
+  const idleAnonKiB = residentKiB(mmapd.pid, "RssAnon");
+  const idleFileKiB = residentKiB(mmapd.pid, "RssFile");
   const file = path.join(mmapd.dir, "sparse.f64");
   const fd = fs.openSync(file, "w");
   fs.ftruncateSync(fd, SPARSE_FILE_BYTES);
@@ -186,6 +188,8 @@ async function measureMemory(mmapd: RunningMmapd): Promise<MemoryReport> {
     await client.expect("DEL", "sparse");
     return {
       idleKiB,
+      idleAnonKiB,
+      idleFileKiB,
       sparseFileBytes: SPARSE_FILE_BYTES,
       afterSparseBindKiB,
       randomValuesRead: SPARSE_VALUES_READ,

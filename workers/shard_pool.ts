@@ -70,6 +70,15 @@ export const TRANSACTION_SLOTS = 4096;
 
 /** How long `awaitReplies` polls a reply ring before it blocks on it. */
 const REPLY_SPIN_MS = 0.02;
+/**
+ * A shard whose turns have recently taken longer than this to answer (big VMGETs, a long
+ * command) is not waited for: the main thread goes back to reading sockets, and its replies
+ * arrive through the event loop (a wake-up costs tens of microseconds, nothing next to such a
+ * turn), so other clients are not held up behind it.
+ */
+const WORTH_WAITING_MS = 1;
+/** A turn's answer time counts at most this much, so one long stream does not keep its shard unwaited for long. */
+const TURN_TIME_CAP_MS = 10;
 
 class ShardHost {
   requests!: Ring;
@@ -87,6 +96,28 @@ class ShardHost {
   awaited = false;
   alive = false;
   commandsSent = 0;
+  /** Recent time from publishing a turn's requests to their last reply (a moving average, ms). */
+  turnMs = 0;
+  /** The turn being timed: when it was published (0: none), and the answers that complete it. */
+  private turnPublishedAt = 0;
+  private turnAnswers = 0;
+  private answersSinceStart = 0;
+  private sentSinceStart = 0;
+
+  /** Starts timing the requests published now, unless a turn is being timed already. */
+  timeTurn(): void {
+    if (this.turnPublishedAt !== 0 || this.sentSinceStart === this.answersSinceStart) return;
+    this.turnPublishedAt = performance.now();
+    this.turnAnswers = this.sentSinceStart;
+  }
+
+  /** Forgets turn timing (a new worker starts with nothing in flight). */
+  resetTurnTiming(): void {
+    this.turnMs = 0;
+    this.turnPublishedAt = 0;
+    this.answersSinceStart = 0;
+    this.sentSinceStart = 0;
+  }
 
   trackSent(conn: number, seq: number): void {
     const cap = this.inFlight.length >> 1;
@@ -106,6 +137,7 @@ class ShardHost {
     this.inFlightCount++;
     this.sentThisTurn++;
     this.commandsSent++;
+    this.sentSinceStart++;
   }
 
   /** Forgets the request (conn, seq): usually the oldest, but a streamed reply lets later ones overtake it. */
@@ -126,6 +158,11 @@ class ShardHost {
     }
     this.inFlightHead = (this.inFlightHead + 1) % cap;
     this.inFlightCount--;
+    if (++this.answersSinceStart === this.turnAnswers && this.turnPublishedAt !== 0) {
+      const ms = Math.min(performance.now() - this.turnPublishedAt, TURN_TIME_CAP_MS);
+      this.turnMs = 0.75 * this.turnMs + 0.25 * ms;
+      this.turnPublishedAt = 0;
+    }
   }
 }
 
@@ -164,6 +201,7 @@ export class ShardPool {
     host.requests = Ring.create(this.options.ringBytes);
     host.replies = Ring.create(this.options.ringBytes);
     host.overflow = [];
+    host.resetTurnTiming();
     const config: ShardWorkerConfig = {
       index,
       count: this.options.count,
@@ -464,7 +502,7 @@ export class ShardPool {
     let waiting = 0;
     for (let i = 0; i < this.hosts.length; i++) {
       const host = this.hosts[i];
-      host.awaited = host.alive && host.sentThisTurn > 0 && host.inFlightCount === host.sentThisTurn;
+      host.awaited = host.alive && host.sentThisTurn > 0 && host.inFlightCount === host.sentThisTurn && host.turnMs < WORTH_WAITING_MS;
       host.sentThisTurn = 0;
       if (host.awaited) waiting++;
     }
@@ -511,6 +549,7 @@ export class ShardPool {
     if (!host.alive) return;
     host.needsPublish = false;
     host.requests.publish();
+    host.timeTurn();
   }
 
   /** Tells every worker that `conn` is gone: its streamed replies stop. */
