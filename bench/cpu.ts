@@ -5,9 +5,10 @@
  * cost; CPU per request does not.
  *
  * mmapd's threads are grouped as its main thread (tid = pid), its shard workers (the threads Bun
- * names `Worker`, in the order they were started, which is shard order) and everything else
- * (JIT compiler, garbage collector, Bun's pools): `other` is the process total minus the named
- * threads, so it also holds the time of threads that ended during the run.
+ * names `Worker` that are alive once it is ready, in the order they were started, which is shard
+ * order; see `rememberShardWorkers`) and everything else (JIT compiler, garbage collector, Bun's
+ * pools, the format pool's threads, also named `Worker`): `other` is the process total minus the
+ * main thread and the shard workers, so it also holds the time of threads that ended during the run.
  */
 import { spawnSync } from "bun";
 import fs from "node:fs";
@@ -68,6 +69,23 @@ function threadName(pid: number, tid: number): string {
   }
 }
 
+/** The shard workers' thread ids of each mmapd process, noted when it became ready. */
+const shardWorkersByPid = new Map<number, number[]>();
+
+/** Notes the shard workers of mmapd `pid`, which has just said it is ready: its `Worker` threads now (no format pool runs yet). */
+export function rememberShardWorkers(pid: number): void {
+  let tids: number[] = [];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`).map(Number);
+  } catch {
+    return; // no /proc: the split falls back to every Worker thread
+  }
+  shardWorkersByPid.set(
+    pid,
+    tids.filter((tid) => tid !== pid && threadName(pid, tid) === "Worker").sort((a, b) => a - b),
+  );
+}
+
 /** CPU seconds between two snapshots: the total, and for mmapd the main thread, each shard worker and the rest. */
 export interface CpuUse {
   totalSeconds: number;
@@ -85,7 +103,9 @@ export function cpuBetween(pid: number, before: CpuSnapshot, after: CpuSnapshot,
   const wallSeconds = (after.at - before.at) / 1000;
   if (!threads) return { totalSeconds, mainSeconds: null, workerSeconds: null, otherSeconds: null, wallSeconds };
   const used = (tid: number) => (after.threadTicks.get(tid) ?? 0) - (before.threadTicks.get(tid) ?? 0);
-  const workers = [...after.threadTicks.keys()].filter((tid) => tid !== pid && threadName(pid, tid) === "Worker").sort((a, b) => a - b);
+  const workers =
+    shardWorkersByPid.get(pid) ??
+    [...after.threadTicks.keys()].filter((tid) => tid !== pid && threadName(pid, tid) === "Worker").sort((a, b) => a - b);
   const mainSeconds = seconds(used(pid));
   const workerSeconds = workers.map((tid) => seconds(used(tid)));
   const otherSeconds = Math.max(0, totalSeconds - mainSeconds - workerSeconds.reduce((sum, s) => sum + s, 0));

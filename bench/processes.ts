@@ -3,6 +3,7 @@
  * on free loopback ports, the redis-benchmark children, and their data directories. `cleanUp()`
  * stops and removes all of them; it is called on success, on error and on SIGINT / SIGTERM.
  */
+import { rememberShardWorkers } from "./cpu.ts";
 import { spawn, spawnSync, type Subprocess } from "bun";
 import fs from "node:fs";
 import os from "node:os";
@@ -84,7 +85,10 @@ export async function startMmapd(label: string, dir: string, extraArgs: string[]
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     const ready = /Ready to accept connections tcp on [^\s,]+:(\d+).*workers=(\d+)/.exec(output());
-    if (ready) return { label, port: Number(ready[1]), workers: Number(ready[2]), pid: proc.pid, dir, proc, output };
+    if (ready) {
+      rememberShardWorkers(proc.pid);
+      return { label, port: Number(ready[1]), workers: Number(ready[2]), pid: proc.pid, dir, proc, output };
+    }
     if (proc.exitCode !== null || Date.now() > deadline) {
       throw new Error(`${label} did not start (exit code ${proc.exitCode ?? "none, timed out"}):\n${output()}`);
     }

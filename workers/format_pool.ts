@@ -172,9 +172,9 @@ export class FormatPool {
       filename: path.join(import.meta.dir, "format_task.ts"),
       minThreads: 0,
       maxThreads: this.threads,
-      // Threads that sat idle this long end, and their memory with them; the next big reply starts
-      // them again (~40 ms before its first chunk).
-      idleTimeout: 5_000,
+      // Threads that sat idle this long end, and their memory with them (a few MiB each); the next
+      // big reply starts them again, about 40 ms before its first chunk is formatted.
+      idleTimeout: 60_000,
       workerData: this.slots,
     });
   }
