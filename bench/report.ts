@@ -4,6 +4,7 @@
  * (machine, settings, memory, every row with every round) and `ratios.svg`, a bar chart of
  * mmapd / Redis throughput per test drawn by hand, with no dependencies.
  */
+import type { LatencyUnderLoadRow } from "./latency_under_load.ts";
 import fs from "node:fs";
 import path from "node:path";
 import type { CpuPerRequest } from "./cpu.ts";
@@ -119,6 +120,8 @@ export interface Results {
   memory: MemoryReport;
   rows: ResultRow[];
   transactions: TransactionRow[];
+  /** PING's latency while a shard is busy (older results lack it). */
+  latencyUnderLoad?: LatencyUnderLoadRow[];
   bigReplies: BigReplyRow[];
   /** Rows this build could not run, with the reason. */
   skipped: string[];
@@ -270,6 +273,22 @@ function tables(results: Results): Table[] {
         results,
         results.transactions.map((row) => row.transactions),
       ),
+    });
+  }
+  if ((results.latencyUnderLoad ?? []).length > 0) {
+    out.push({
+      title: "PING from one more client while 50 others keep one shard busy (median of the rounds; ms)",
+      header: ["server", "load", "load req/s", "PINGs answered", "p50", "p99", "max"],
+      leftColumns: 2,
+      rows: results.latencyUnderLoad!.map((row) => [
+        row.server,
+        row.load,
+        Math.round(row.loadRps).toLocaleString("en-US"),
+        String(row.pings),
+        row.p50Ms.toFixed(2),
+        row.p99Ms.toFixed(2),
+        row.maxMs.toFixed(2),
+      ]),
     });
   }
   if (results.bigReplies.length > 0) {

@@ -25,6 +25,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { runBigReplies } from "./big_replies.ts";
+import { runLatencyUnderLoad } from "./latency_under_load.ts";
 import { CLOCK_TICKS_PER_SECOND } from "./cpu.ts";
 import { BenchData, expectEqual, loadMmapd, loadRedis, verifyServers, withClient } from "./fixtures.ts";
 import { cleanUp, makeTempDir, onPath, residentKiB, type RunningMmapd, startMmapd, startRedis } from "./processes.ts";
@@ -286,6 +287,20 @@ async function main(settings: Settings): Promise<void> {
   );
   log(`transactions done after ${seconds(started)} s`);
 
+  const spread = tests.find((t) => t.name === "VMGET vs MGET, 100 spread" && t.shape === "doubles");
+  const latencyUnderLoad =
+    spread === undefined
+      ? []
+      : await runLatencyUnderLoad(
+          [
+            { server: mmapd, label: "mmapd", load: spread.mmapd },
+            { server: redis, label: "Redis", load: spread.redis },
+          ],
+          settings.quick ? 1 : 3,
+          log,
+        );
+  log(`latency under load done after ${seconds(started)} s`);
+
   const bigStarted = performance.now();
   const big = await runBigReplies({ mmapd, redis }, settings.bigReplyRounds, log);
   const bigReplySeconds = (performance.now() - bigStarted) / 1000;
@@ -322,6 +337,7 @@ async function main(settings: Settings): Promise<void> {
     memory,
     rows,
     transactions,
+    latencyUnderLoad,
     bigReplies: big.rows,
     skipped,
     durationSeconds: Number(durationSeconds.toFixed(1)),
