@@ -172,9 +172,10 @@ export class FormatPool {
       filename: path.join(import.meta.dir, "format_task.ts"),
       minThreads: 0,
       maxThreads: this.threads,
-      // Threads that sat idle this long end, and their memory with them (a few MiB each); the next
-      // big reply starts them again, about 40 ms before its first chunk is formatted.
-      idleTimeout: 60_000,
+      // Threads that sat idle this long end, and their memory with them (about 10 MiB each), well
+      // inside the 10 s in which memory must be back after a burst of big replies. The next big
+      // reply starts them again (about 40 ms, and their code starts cold).
+      idleTimeout: 5_000,
       workerData: this.slots,
     });
   }
