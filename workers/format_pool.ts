@@ -57,6 +57,7 @@ export class FormatPool {
   private output: Uint8Array | null = null;
   private input: Uint8Array | null = null;
   private readonly freeSlots: number[] = [];
+  private slotCount = 0;
   private readonly chunks = new Map<ReplyStream, Chunk[]>();
   private wake: (() => void) | null = null;
 
@@ -75,7 +76,7 @@ export class FormatPool {
     let queue = this.chunks.get(s);
     if (queue === undefined) this.chunks.set(s, (queue = []));
     const { file, type, width } = s.binding;
-    while (!s.done && this.freeSlot()) {
+    while (!s.done && this.freeSlot() && queue.length < this.slotsPerStream()) {
       s.check();
       const slot = this.freeSlots.pop()!;
       const count = Math.min(FORMAT_CHUNK_VALUES, s.end - s.next);
@@ -111,10 +112,16 @@ export class FormatPool {
     if (queue.length === 0 && s.done) this.chunks.delete(s);
   }
 
-  /** True when `s` can do nothing until the pool answers: its oldest chunk is in the pool, and no more can go. */
+  /**
+   * True when `s`, a stream of the pool's, can do nothing until the pool answers: its oldest chunk
+   * is still being formatted (or none is, for want of a free slot), and no more can be handed over.
+   */
   waitsForPool(s: ReplyStream): boolean {
-    const head = this.chunks.get(s)?.[0];
-    return head !== undefined && head.length < 0 && head.error === null && (s.done || this.freeSlots.length === 0);
+    const queue = this.chunks.get(s);
+    if (queue === undefined || this.pool === null) return false;
+    if (!s.done && this.freeSlots.length > 0 && queue.length < this.slotsPerStream()) return false;
+    const head = queue[0];
+    return head === undefined ? !s.done : head.length < 0 && head.error === null;
   }
 
   /** Forgets the chunks of a stream that ended early (cancelled, or failed); their slots come back as the pool lets go. */
@@ -148,6 +155,11 @@ export class FormatPool {
     wake?.();
   }
 
+  /** The most chunks one stream may have in the pool: streams formatted at once share the slots, so none waits for another to end. */
+  private slotsPerStream(): number {
+    return Math.max(1, Math.floor(this.slotCount / this.chunks.size));
+  }
+
   /** True when a slot is free; makes the pool and its slots on first use. */
   private freeSlot(): boolean {
     if (this.pool === null) this.start();
@@ -157,6 +169,7 @@ export class FormatPool {
   private start(): void {
     // Two chunks per thread: one formatted while the other waits to be sent.
     const count = 2 * this.threads;
+    this.slotCount = count;
     const inputSlotBytes = FORMAT_CHUNK_VALUES * MAX_WIDTH;
     const outputSlotBytes = FORMAT_CHUNK_VALUES * MAX_REPLY_BYTES_PER_VALUE;
     this.slots = {

@@ -113,6 +113,42 @@ describe("what the pool does not take, and streams that end early", () => {
     expect(new FormatPool(0).takes(start(["VALL", "d"], 2).stream)).toBe(false);
   });
 
+  test("two streams at once share the slots: both go on, each with its own bytes", async () => {
+    const wholeD = h.run(["VALL", "d"]);
+    const wholeF = h.run(["VALL", "f"], 3);
+    const d = start(["VALL", "d"], 2);
+    const f = start(["VALL", "f"], 3);
+    const texts = new Map<ReplyStream, string>([
+      [d.stream, d.header],
+      [f.stream, f.header],
+    ]);
+    const done = new Set<ReplyStream>();
+    let interleaved = false;
+    while (done.size < 2) {
+      let progressed = false;
+      for (const s of [d.stream, f.stream]) {
+        if (done.has(s)) continue;
+        pool.fill(s);
+        const ready = pool.ready(s);
+        if (ready === null) continue;
+        texts.set(s, texts.get(s)! + Buffer.from(ready.bytes).toString("latin1"));
+        pool.shift(s);
+        pool.fill(s); // as the shard worker does: the freed slot is offered to the same stream first
+        progressed = true;
+        if (ready.last) done.add(s);
+        // The other stream had a chunk out before this one ended.
+        if (!ready.last && done.size === 0 && texts.get(s === d.stream ? f.stream : d.stream)!.length > 8 * 1024) interleaved = true;
+      }
+      if (!progressed) {
+        expect(pool.waitsForPool(d.stream) || pool.waitsForPool(f.stream) || done.size === 2).toBe(true);
+        await pool.answered();
+      }
+    }
+    expect(interleaved).toBe(true);
+    expect(texts.get(d.stream)).toBe(wholeD);
+    expect(texts.get(f.stream)).toBe(wholeF);
+  });
+
   test("a stream dropped with chunks in flight gives its slots back: the next one runs whole", async () => {
     for (let k = 0; k < 3; k++) {
       const { stream } = start(["VALL", "d"], 2);
