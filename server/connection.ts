@@ -64,6 +64,8 @@ export class Connection {
   paused = false;
   /** Commands queued since MULTI, or null outside a transaction. */
   tx: QueuedTransaction | null = null;
+  /** A finished transaction kept for the next MULTI, so that its buffers are not made again. */
+  spareTx: QueuedTransaction | null = null;
   /** Shards where this connection WATCHes keys (they hear of its UNWATCH and EXEC). */
   watchedShards: Set<number> | null = null;
   /** In MONITOR mode: sees every command the server runs. */

@@ -7,6 +7,7 @@
  */
 import { Args, type ArgList } from "../core/args.ts";
 import type { CommandSpec } from "../core/command_spec.ts";
+import { copyBytes } from "../protocol/bytes.ts";
 
 /** `_EXEC client slot checkers finishers form`, filled in by EXEC. */
 const HEADER_ARGS = 6;
@@ -26,10 +27,21 @@ export class QueuedTransaction {
   /** A command was refused while queueing: EXEC answers EXECABORT. */
   failed = false;
 
+  /** What `view` returns: one object, refilled for each queued command. */
+  private readonly scratchView = new Args();
+
   constructor() {
     this.args.buf = new Uint8Array(512);
     this.args.reserve(64);
+    this.reset();
+  }
+
+  /** Empties the transaction, keeping its buffers: a connection reuses it for its next MULTI. */
+  reset(): void {
     this.args.argc = HEADER_ARGS;
+    this.used = 0;
+    this.commands.length = 0;
+    this.failed = false;
   }
 
   /** Queues `a` as `command`, whose wire id is `id` (-1: the main thread runs it). */
@@ -40,7 +52,7 @@ export class QueuedTransaction {
     this.commands.push({ command, at, argc: a.argc });
   }
 
-  /** A queued command's own arguments (a view, valid until more is pushed). */
+  /** A queued command's own arguments (a view of its own, valid until more is pushed). */
   view(q: QueuedCommand): ArgList {
     const a = this.args;
     return {
@@ -49,6 +61,20 @@ export class QueuedTransaction {
       argStart: a.argStart.subarray(q.at + 2, q.at + 2 + q.argc),
       argEnd: a.argEnd.subarray(q.at + 2, q.at + 2 + q.argc),
     };
+  }
+
+  /** As `view`, in one object reused by the next call: for a use that ends before it (no allocation). */
+  peek(q: QueuedCommand): ArgList {
+    const a = this.args;
+    const v = this.scratchView;
+    v.reserve(q.argc);
+    v.buf = a.buf;
+    v.argc = q.argc;
+    for (let i = 0; i < q.argc; i++) {
+      v.argStart[i] = a.argStart[q.at + 2 + i];
+      v.argEnd[i] = a.argEnd[q.at + 2 + i];
+    }
+    return v;
   }
 
   /** Sets header argument `i` (0 to HEADER_ARGS - 1). */
@@ -71,7 +97,7 @@ export class QueuedTransaction {
   /** Appends src[from, to) as one more argument; returns its index. */
   private push(src: Uint8Array, from: number, to: number): number {
     const start = this.reserveBytes(to - from);
-    this.args.buf.set(src.subarray(from, to), start);
+    copyBytes(this.args.buf, start, src, from, to);
     return this.pushRange(start, start + to - from);
   }
 

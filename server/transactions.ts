@@ -55,7 +55,8 @@ export class Transactions {
 
   multi(conn: Connection): string | null {
     if (conn.tx !== null) return TransactionErrors.nested;
-    conn.tx = new QueuedTransaction();
+    conn.tx = conn.spareTx ?? new QueuedTransaction();
+    conn.spareTx = null;
     return null;
   }
 
@@ -77,6 +78,7 @@ export class Transactions {
 
   discard(conn: Connection): string | null {
     if (conn.tx === null) return TransactionErrors.discardWithoutMulti;
+    recycle(conn, conn.tx);
     conn.tx = null;
     this.unwatch(conn);
     return null;
@@ -118,6 +120,7 @@ export class Transactions {
     if (tx === null) return TransactionErrors.execWithoutMulti;
     conn.tx = null;
     if (tx.failed) {
+      recycle(conn, tx);
       this.unwatch(conn);
       return TransactionErrors.execAbort;
     }
@@ -139,7 +142,7 @@ export class Transactions {
     conn.watchedShards = null;
     for (const q of tx.commands) {
       const command = q.command as Command;
-      if (command.route !== "main") this.countShardCommand(conn, command, tx.view(q));
+      if (command.route !== "main") this.countShardCommand(conn, command, tx.peek(q));
     }
     const direct = this.directShard(tx, watchedShards);
     if (direct >= 0) {
@@ -151,6 +154,8 @@ export class Transactions {
       tx.setHeader(4, 0);
       tx.setHeader(5, EXEC_DIRECT);
       this.pool.send(direct, conn.id, seq, conn.out.proto, this.execId, tx.args, null);
+      // The request is a copy: the next MULTI may reuse the buffers.
+      recycle(conn, tx);
       return false;
     }
     return this.execAcrossShards(conn, tx, w, seq, watchedShards);
@@ -162,7 +167,7 @@ export class Transactions {
     for (const q of tx.commands) {
       const command = q.command as Command;
       if (command.route !== "key" || command.name === "mmap") return -1;
-      const s = commandShard(command, tx.view(q), this.config.workers);
+      const s = commandShard(command, tx.peek(q), this.config.workers);
       if (shard >= 0 && s !== shard) return -1;
       shard = s;
     }
@@ -312,4 +317,13 @@ export class Transactions {
       for (let word = 0; word < BARRIER_WORDS; word++) Atomics.notify(barriers, slot * BARRIER_WORDS + word);
     }
   }
+}
+
+/**
+ * Keeps a finished transaction for the connection's next MULTI. Only one that nothing refers to
+ * any more: not one whose EXEC went to several shards, whose reply is put together from it later.
+ */
+function recycle(conn: Connection, tx: QueuedTransaction): void {
+  tx.reset();
+  conn.spareTx = tx;
 }

@@ -54,6 +54,43 @@ async function exchange(port: number, commands: string[][]): Promise<string> {
  */
 const SCRIPTS: { name: string; setup?: { mmapd: string[]; redis: string[] }; mmapd: string[][]; redis: string[][] }[] = [
   {
+    name: "transactions one after another on one connection each start empty (after EXEC, DISCARD and EXECABORT)",
+    mmapd: [
+      ["MULTI"],
+      ["VCOUNT", A],
+      ["EXEC"],
+      ["MULTI"],
+      ["VCOUNT", A],
+      ["VCOUNT", A],
+      ["DISCARD"],
+      ["MULTI"],
+      ["NOSUCH"],
+      ["EXEC"],
+      ["MULTI"],
+      ["VCOUNT", A],
+      ["EXEC"],
+      ["MULTI"],
+      ["EXEC"],
+    ],
+    redis: [
+      ["MULTI"],
+      ["STRLEN", "s"],
+      ["EXEC"],
+      ["MULTI"],
+      ["STRLEN", "s"],
+      ["STRLEN", "s"],
+      ["DISCARD"],
+      ["MULTI"],
+      ["NOSUCH"],
+      ["EXEC"],
+      ["MULTI"],
+      ["STRLEN", "s"],
+      ["EXEC"],
+      ["MULTI"],
+      ["EXEC"],
+    ],
+  },
+  {
     name: "nested MULTI is refused and the transaction goes on",
     mmapd: [["MULTI"], ["MULTI"], ["VCOUNT", A], ["EXEC"]],
     redis: [["MULTI"], ["MULTI"], ["STRLEN", "s"], ["EXEC"]],
@@ -163,6 +200,16 @@ describe.each([2, 3] as const)("RESP%d", (proto) => {
       `+OK\r\n${"+QUEUED\r\n".repeat(6)}*6\r\n:1\r\n:1\r\n*1\r\n${double("1.5")}+PONG\r\n:2\r\n${double("2.5")}`,
     );
   });
+});
+
+test("pipelined transactions alternating between one shard and two keep their own commands", async () => {
+  const one = [["MULTI"], ["VSET", A, "1", "7"], ["VGET", A, "1"], ["EXEC"]];
+  // ECHO runs on the main thread from the queued arguments once the shards have answered.
+  const two = [["MULTI"], ["VSET", A, "1", "8"], ["VSET", B, "1", "9"], ["ECHO", "two shards"], ["VGET", B, "1"], ["EXEC"]];
+  const replies = await exchange(server.port, [...one, ...two, ...one, ...two, ...one]);
+  const oneReply = `+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:1\r\n$1\r\n7\r\n`;
+  const twoReply = `+OK\r\n${"+QUEUED\r\n".repeat(4)}*4\r\n:1\r\n:1\r\n$10\r\ntwo shards\r\n$1\r\n9\r\n`;
+  expect(replies).toBe(oneReply + twoReply + oneReply + twoReply + oneReply);
 });
 
 test("a write by another client after WATCH aborts EXEC; RESP3 null", async () => {
