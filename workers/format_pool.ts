@@ -74,6 +74,8 @@ export class FormatPool {
   /** Hands the next chunks of `s` to the pool while slots are free. Throws as ReplyStream.check does. */
   fill(s: ReplyStream): void {
     let queue = this.chunks.get(s);
+    // A stream whose every chunk was handed over and sent is no longer the pool's.
+    if (queue === undefined && s.done) return;
     if (queue === undefined) this.chunks.set(s, (queue = []));
     const { file, type, width } = s.binding;
     while (!s.done && this.freeSlot() && queue.length < this.slotsPerStream()) {

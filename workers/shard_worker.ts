@@ -234,7 +234,7 @@ function pumpPooledChunk(s: ReplyStream): boolean {
     putReply(s.conn, s.seq, final ? KIND_REPLY : KIND_PARTIAL, piece, piece.length);
   }
   formatPool.shift(s);
-  formatPool.fill(s);
+  if (!last) formatPool.fill(s);
   return last;
 }
 

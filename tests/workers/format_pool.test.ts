@@ -77,7 +77,14 @@ async function drainThroughPool(stream: ReplyStream): Promise<{ text: string; ch
     text += Buffer.from(ready.bytes).toString("latin1");
     chunks++;
     pool.shift(stream);
-    if (ready.last) return { text, chunks };
+    // As the shard worker does: the freed slot goes to the stream at once (even after its last
+    // chunk, to show that an ended stream is not taken up again).
+    pool.fill(stream);
+    if (ready.last) {
+      // An ended stream keeps nothing in the pool: a stale share would halve later streams' slots.
+      expect(pool.takes(stream)).toBe(false);
+      return { text, chunks };
+    }
   }
 }
 
