@@ -27,8 +27,8 @@ export class QueuedTransaction {
   /** A command was refused while queueing: EXEC answers EXECABORT. */
   failed = false;
 
-  /** What `view` returns: one object, refilled for each queued command. */
-  private readonly scratchView = new Args();
+  /** What `peek` returns: one object, refilled for each queued command (made on first use). */
+  private scratchView: Args | null = null;
 
   constructor() {
     this.args.buf = new Uint8Array(512);
@@ -66,7 +66,7 @@ export class QueuedTransaction {
   /** As `view`, in one object reused by the next call: for a use that ends before it (no allocation). */
   peek(q: QueuedCommand): ArgList {
     const a = this.args;
-    const v = this.scratchView;
+    const v = (this.scratchView ??= new Args());
     v.reserve(q.argc);
     v.buf = a.buf;
     v.argc = q.argc;

@@ -285,6 +285,8 @@ export class Transactions {
         const replies = splitParts(parts);
         if (replies === "aborted") out.nilArray();
         else writeReplies(this.runOnMain, conn, out, tx, sources, replies);
+        // The reply is made: nothing refers to the transaction any more.
+        if (conn.spareTx === null) recycle(conn, tx);
         return out.buf.subarray(0, out.length);
       },
     });
