@@ -80,9 +80,11 @@ export class FormatPool {
     const { file, type, width } = s.binding;
     while (!s.done && this.freeSlot() && queue.length < this.slotsPerStream()) {
       s.check();
-      const slot = this.freeSlots.pop()!;
+      const slot = this.freeSlots.at(-1)!;
       const count = Math.min(FORMAT_CHUNK_VALUES, s.end - s.next);
       file.readInto(s.next * width, count * width, this.input!, slot * this.slots!.inputSlotBytes);
+      // Taken only once the values are in: a read that throws leaves the slot free.
+      this.freeSlots.pop();
       s.advance(count);
       const chunk: Chunk = { slot, length: -1, error: null, orphaned: false };
       queue.push(chunk);
