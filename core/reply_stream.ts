@@ -83,14 +83,13 @@ export class ReplyStream {
   produce(w: ReplyWriter, budget = STREAM_CHUNK_BYTES): boolean {
     this.check();
     const b = this.binding;
-    const first = this.next;
     if (this.form === "raw") {
       const n = this.rawChunkValues(budget);
       const length = n * b.width;
       w.ensure(length + 2);
       if (length > 0) b.file.readInto(this.next * b.width, length, w.buf, w.length);
       w.length += length;
-      this.next += n;
+      this.advance(n);
     } else {
       // A value's text and framing take at most its width or a double's 24 characters, and 12 more.
       const stop = Math.min(
@@ -99,9 +98,8 @@ export class ReplyStream {
       );
       w.proto = this.proto;
       b.type.replyValues(w, b.file, this.indices, this.next, stop);
-      this.next = stop;
+      this.advance(stop - this.next);
     }
-    this.releaseRead(first);
     if (!this.done) return false;
     if (this.form === "raw") {
       w.buf[w.length++] = 13;
@@ -110,7 +108,7 @@ export class ReplyStream {
     return true;
   }
 
-  /** Marks the next `count` values as read elsewhere (a format pool's chunk), their pages released. */
+  /** Moves past the next `count` values, once they are read (here, or by a format pool), and releases their pages. */
   advance(count: number): void {
     const first = this.next;
     this.next += count;
@@ -150,8 +148,7 @@ export class ReplyStream {
     const b = this.binding;
     const length = values * b.width;
     if (length > 0) b.file.readInto(this.next * b.width, length, dst, at);
-    this.next += values;
-    this.releaseRead(this.next - values);
+    this.advance(values);
     if (!this.done) return { bytes: length, done: false };
     dst[at + length] = 13;
     dst[at + length + 1] = 10;
