@@ -80,10 +80,12 @@ export function rememberShardWorkers(pid: number): void {
   } catch {
     return; // no /proc: the split falls back to every Worker thread
   }
-  shardWorkersByPid.set(
-    pid,
-    tids.filter((tid) => tid !== pid && threadName(pid, tid) === "Worker").sort((a, b) => a - b),
-  );
+  shardWorkersByPid.set(pid, workerThreads(pid, tids));
+}
+
+/** Of `tids`, the threads Bun names `Worker`, in the order they were started. */
+function workerThreads(pid: number, tids: Iterable<number>): number[] {
+  return [...tids].filter((tid) => tid !== pid && threadName(pid, tid) === "Worker").sort((a, b) => a - b);
 }
 
 /** CPU seconds between two snapshots: the total, and for mmapd the main thread, each shard worker and the rest. */
@@ -103,9 +105,7 @@ export function cpuBetween(pid: number, before: CpuSnapshot, after: CpuSnapshot,
   const wallSeconds = (after.at - before.at) / 1000;
   if (!threads) return { totalSeconds, mainSeconds: null, workerSeconds: null, otherSeconds: null, wallSeconds };
   const used = (tid: number) => (after.threadTicks.get(tid) ?? 0) - (before.threadTicks.get(tid) ?? 0);
-  const workers =
-    shardWorkersByPid.get(pid) ??
-    [...after.threadTicks.keys()].filter((tid) => tid !== pid && threadName(pid, tid) === "Worker").sort((a, b) => a - b);
+  const workers = shardWorkersByPid.get(pid) ?? workerThreads(pid, after.threadTicks.keys());
   const mainSeconds = seconds(used(pid));
   const workerSeconds = workers.map((tid) => seconds(used(tid)));
   const otherSeconds = Math.max(0, totalSeconds - mainSeconds - workerSeconds.reduce((sum, s) => sum + s, 0));
